@@ -1,0 +1,238 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Monte Carlo dropout (Gal & Ghahramani 2016) with a fast, seeded engine.
+
+Dropout stays on at inference through `MCDropout`, a layer whose ``call``
+always drops. The model itself is always called with ``training=False``, so
+BatchNormalization keeps using (and never updates) its moving statistics;
+calling a Keras model with ``training=True`` to get MC samples would corrupt
+them.
+
+`MCDropoutEngine` splits a model at its first `MCDropout` layer. The layers
+before it contain no randomness: they run once per batch. The ``n_samples``
+draws of the rest run as one enlarged batch (``batch_size * n_samples``
+rows), so every row gets an independent dropout mask.
+"""
+
+import numpy as np
+
+import keras
+
+__all__ = ['MCDropout', 'MCDropoutEngine']
+
+
+@keras.saving.register_keras_serializable(package='astrodl_plugins')
+class MCDropout(keras.layers.Layer):
+    """
+    Dropout that stays active at inference.
+
+    Parameters
+    ----------
+    rate : float
+        Fraction of units dropped, in [0, 1).
+    seed : int, optional
+        Initial seed of the layer's `keras.random.SeedGenerator`.
+    **kwargs
+        Passed to `keras.layers.Layer`.
+
+    Notes
+    -----
+    The public attribute ``mc_enabled`` (default `True`) lets the engine make
+    one deterministic pass; it is a Python attribute read at call time, so it
+    only acts on eager calls, which is how the engine calls the model.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            msg = f'rate must be in [0, 1), got {rate!r}'
+            raise ValueError(msg)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.mc_enabled = True
+
+    def call(self, inputs, training=None):
+        if not self.mc_enabled or self.rate == 0.0:
+            return inputs
+        return keras.random.dropout(inputs, self.rate,
+                                    seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({'rate': self.rate, 'seed': self.seed})
+        return config
+
+    def reseed(self, seed):
+        """Reset the random state so the next masks are set by ``seed``."""
+        state = self.seed_generator.state
+        value = np.array([seed % 2**31, (seed // 2**31) % 2**31])
+        state.assign(keras.ops.cast(value, state.dtype))
+
+
+def _mc_layers(model):
+    return [layer for layer in _walk(model) if isinstance(layer, MCDropout)]
+
+
+def _walk(layer):
+    yield layer
+    for sub in getattr(layer, 'layers', []):
+        yield from _walk(sub)
+
+
+class MCDropoutEngine:
+    """
+    Draw MC-dropout samples of a Keras model's output.
+
+    Parameters
+    ----------
+    model : `keras.Model`
+        A functional model containing at least one `MCDropout` layer
+        (models without one give a single deterministic draw).
+
+    Attributes
+    ----------
+    split : bool
+        Whether the model could be split at its first `MCDropout` layer. If
+        not (e.g. a subclassed model), every draw is a full forward pass: the
+        result is the same, only slower.
+    """
+
+    def __init__(self, model):
+        # Cutting a model adds inbound nodes to its layers, after which
+        # Keras can no longer save it: cut a copy instead (same weights,
+        # so a later fit of the original needs a new engine).
+        try:
+            clone = keras.models.clone_model(model)
+            clone.set_weights(model.get_weights())
+            model = clone
+        except Exception:  # noqa: BLE001 - subclassed models: no clone
+            pass
+        self.model = model
+        self.dropout_layers = _mc_layers(model)
+        self.trunk, self.head, self.head_extra = self._split(model)
+        self.split = self.trunk is not None
+
+    def _split(self, model):
+        """Cut a functional model at the input of its first MCDropout."""
+        first = next((layer for layer in model.layers
+                      if isinstance(layer, MCDropout)), None)
+        if first is None or not hasattr(model, 'inputs'):
+            return None, None, None
+        try:
+            cut = first.input
+            trunk_inputs = [t for t in model.inputs
+                            if _depends_on(cut, t)]
+            extra = [i for i, t in enumerate(model.inputs)
+                     if not _depends_on(cut, t)]
+            trunk = keras.Model(trunk_inputs, cut)
+            head = keras.Model([cut] + [model.inputs[i] for i in extra],
+                               model.outputs)
+        except Exception:  # noqa: BLE001 - any failure: use full passes
+            return None, None, None
+        trunk_index = [i for i, t in enumerate(model.inputs)
+                       if _depends_on(cut, t)]
+        return (trunk, trunk_index), head, extra
+
+    def sample(self, inputs, n_samples, *, seed, batch_size=256,
+               progress=None):
+        """
+        Run the model ``n_samples`` times with independent dropout masks.
+
+        Parameters
+        ----------
+        inputs : list of `~numpy.ndarray`
+            The model inputs, in the order of ``model.inputs``; all share the
+            first (object) axis.
+        n_samples : int
+            Number of MC draws; ``0`` gives one deterministic pass with
+            dropout off.
+        seed : int
+            Seed of the dropout masks: the same seed gives the same output.
+        batch_size : int, optional
+            Objects per batch; the enlarged batch has
+            ``batch_size * n_samples`` rows, which bounds the memory.
+        progress : callable, optional
+            Called with the number of objects done after each batch.
+
+        Returns
+        -------
+        draws : `~numpy.ndarray`
+            Shape ``(n_objects, max(n_samples, 1), n_outputs)``.
+        """
+        n_objects = len(inputs[0])
+        deterministic = n_samples == 0
+        n_draws = max(n_samples, 1)
+        for layer in self.dropout_layers:
+            layer.mc_enabled = not deterministic
+        outputs = []
+        try:
+            for index, start in enumerate(range(0, n_objects, batch_size)):
+                batch = [np.asarray(x[start:start + batch_size])
+                         for x in inputs]
+                for number, layer in enumerate(self.dropout_layers):
+                    layer.reseed(seed * 1_000_003 + index * 101 + number)
+                outputs.append(self._draw_batch(batch, n_draws))
+                if progress is not None:
+                    progress(len(batch[0]))
+        finally:
+            for layer in self.dropout_layers:
+                layer.mc_enabled = True
+        if not outputs:
+            n_out = self.model.outputs[0].shape[-1]
+            return np.empty((0, n_draws, n_out), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    def _draw_batch(self, batch, n_draws):
+        size = len(batch[0])
+        if not self.split:
+            draws = [keras.ops.convert_to_numpy(self.model(batch,
+                                                           training=False))
+                     for _ in range(n_draws)]
+            return np.stack(draws, axis=1)
+        trunk, trunk_index = self.trunk
+        features = trunk([batch[i] for i in trunk_index], training=False)
+        repeated = [keras.ops.repeat(features, n_draws, axis=0)]
+        repeated += [keras.ops.repeat(keras.ops.convert_to_tensor(batch[i]),
+                                      n_draws, axis=0)
+                     for i in self.head_extra]
+        out = keras.ops.convert_to_numpy(self.head(repeated, training=False))
+        return out.reshape(size, n_draws, -1)
+
+    def naive_sample(self, inputs, n_samples, *, seed):
+        """
+        Reference implementation: ``n_samples`` full forward passes.
+
+        Used by the tests (the same distribution) and the benchmark (the
+        speed-up); not by the estimators.
+        """
+        for number, layer in enumerate(self.dropout_layers):
+            layer.reseed(seed + number)
+        draws = [keras.ops.convert_to_numpy(self.model(inputs,
+                                                       training=False))
+                 for _ in range(n_samples)]
+        return np.stack(draws, axis=1)
+
+
+def _depends_on(tensor, source):
+    """Whether the symbolic ``tensor`` is computed from ``source``."""
+    seen = set()
+    stack = [tensor]
+    while stack:
+        current = stack.pop()
+        if current is source:
+            return True
+        key = id(current)
+        if key in seen:
+            continue
+        seen.add(key)
+        history = getattr(current, '_keras_history', None)
+        if history is None:
+            continue
+        operation = history[0]
+        node = operation._inbound_nodes[history[1]]
+        stack.extend(node.input_tensors)
+    return False
