@@ -1,0 +1,290 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Astropy-native inputs: images, where to measure, and the stamps.
+
+Every estimator reads its data through `read_image` and `locate_sources`,
+so unit, mask, uncertainty and WCS are honoured the same way everywhere.
+The caller's objects are never modified: arrays are copied on the way in.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+from astropy.nddata import NDData, StdDevUncertainty
+from astropy.nddata.utils import extract_array, overlap_slices
+from astropy.table import Table
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+__all__ = ['FLAGS', 'ImageData', 'read_image', 'locate_sources',
+           'cut_stamps']
+
+#: Bit flags of the ``flag`` column.
+FLAGS = {
+    1: 'stamp touches masked or non-finite pixels',
+    2: 'stamp cut by the image edge',
+    4: 'source outside the range the model was trained on',
+    8: 'no usable pixels near the source: outputs are NaN',
+}
+
+
+@dataclass
+class ImageData:
+    """An image read by `read_image` (arrays are private copies)."""
+
+    data: np.ndarray
+    mask: np.ndarray
+    error: np.ndarray | None
+    unit: u.UnitBase | None
+    wcs: object | None
+    pixel_scale: u.Quantity | None
+    meta: dict
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+
+def _reject_unit(unit):
+    """Return why ``unit`` is not a linear flux-like unit, or None."""
+    if isinstance(unit, u.FunctionUnitBase):
+        return 'a logarithmic unit (magnitudes, dex) is not a linear flux'
+    bad_types = {'angle', 'length', 'time', 'temperature', 'mass',
+                 'solid angle', 'speed', 'frequency'}
+    physical_type = str(unit.physical_type)
+    if physical_type in bad_types:
+        return f'its physical type is {physical_type!r}, not a flux'
+    return None
+
+
+def read_image(data, *, pixel_scale=None, name='data'):
+    """
+    Read a 2-D image from CCDData, NDData, Quantity or ndarray.
+
+    Parameters
+    ----------
+    data : `~astropy.nddata.NDData`, `~astropy.units.Quantity` or array
+        The image, background subtracted. NDData's ``unit``, ``mask``,
+        ``uncertainty`` and ``wcs`` are used.
+    pixel_scale : `~astropy.units.Quantity`, optional
+        Angle per pixel, used only when the data have no celestial WCS.
+    name : str, optional
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    image : `ImageData`
+
+    Raises
+    ------
+    TypeError
+        Boolean or non-numeric data.
+    ValueError
+        Not 2-D, empty, no finite unmasked pixel, a unit that is not a
+        linear flux, or an invalid ``pixel_scale``.
+    """
+    mask = error = wcs = None
+    unit = None
+    meta = {}
+    if isinstance(data, NDData):
+        meta = dict(data.meta)
+        array = data.data
+        unit = data.unit
+        mask = None if data.mask is None else np.asarray(data.mask, bool)
+        wcs = data.wcs
+        if data.uncertainty is not None:
+            std = data.uncertainty.represent_as(StdDevUncertainty)
+            error = np.array(std.array, dtype=np.float64)
+    elif isinstance(data, u.Quantity):
+        array, unit = data.value, data.unit
+    else:
+        array = data
+    array = np.asanyarray(array)
+    if array.dtype == bool:
+        msg = f'{name} must be numeric, got a boolean array'
+        raise TypeError(msg)
+    if not np.issubdtype(array.dtype, np.number):
+        msg = f'{name} must be numeric, got dtype {array.dtype}'
+        raise TypeError(msg)
+    if array.ndim != 2:
+        msg = f'{name} must be a 2-D image, got shape {array.shape}'
+        raise ValueError(msg)
+    if array.size == 0:
+        msg = f'{name} is empty (shape {array.shape})'
+        raise ValueError(msg)
+    array = np.array(array, dtype=np.float64)
+    mask = np.zeros(array.shape, bool) if mask is None else mask.copy()
+    if mask.shape != array.shape:
+        msg = f'{name}.mask has shape {mask.shape}, not {array.shape}'
+        raise ValueError(msg)
+    mask |= ~np.isfinite(array)
+    if error is not None:
+        mask |= ~np.isfinite(error)
+    if mask.all():
+        msg = f'{name} has no finite, unmasked pixel'
+        raise ValueError(msg)
+    if unit is not None:
+        unit = u.Unit(unit)
+        why = _reject_unit(unit)
+        if why:
+            msg = f'{name} has unit {unit!r}: {why}'
+            raise ValueError(msg)
+    return ImageData(array, mask, error, unit, wcs,
+                     _pixel_scale(wcs, pixel_scale), meta)
+
+
+def _pixel_scale(wcs, pixel_scale):
+    if pixel_scale is not None:
+        pixel_scale = u.Quantity(pixel_scale)
+        if pixel_scale.unit.is_equivalent(u.arcsec / u.pix):
+            pixel_scale = pixel_scale.to(u.arcsec / u.pix)
+        elif pixel_scale.unit.is_equivalent(u.arcsec):
+            pixel_scale = pixel_scale.to(u.arcsec) / u.pix
+        else:
+            msg = (f'pixel_scale must be an angle per pixel, got '
+                   f'{pixel_scale!r}')
+            raise ValueError(msg)
+        if not (pixel_scale.size == 1 and pixel_scale.value > 0):
+            msg = f'pixel_scale must be one positive value, got {pixel_scale}'
+            raise ValueError(msg)
+    if wcs is not None and getattr(wcs, 'has_celestial', False):
+        scales = proj_plane_pixel_scales(wcs.celestial)
+        return (np.sqrt(scales[0] * scales[1]) * u.deg).to(u.arcsec) / u.pix
+    return pixel_scale
+
+
+@dataclass
+class Sources:
+    """Where to measure: labels and pixel centroids."""
+
+    label: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+def locate_sources(image, *, segmentation_image=None, positions=None):
+    """
+    Labels and centroids from a segmentation image or from positions.
+
+    Parameters
+    ----------
+    image : `ImageData`
+        From `read_image`.
+    segmentation_image : `~photutils.segmentation.SegmentationImage`
+        One source per label; centroids from
+        `~photutils.segmentation.SourceCatalog`.
+    positions : array, `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
+        ``(N, 2)`` pixel x, y; a table with ``x_centroid``/``y_centroid``;
+        or sky positions (needs a WCS). Labels are 1..N.
+
+    Returns
+    -------
+    sources : `Sources`
+    """
+    if (segmentation_image is None) == (positions is None):
+        msg = 'give exactly one of segmentation_image and positions'
+        raise ValueError(msg)
+    if segmentation_image is not None:
+        return _from_segmentation(image, segmentation_image)
+    xy = _positions_xy(image, positions)
+    ny, nx = image.shape
+    off = ((xy[:, 0] < -0.5) | (xy[:, 0] > nx - 0.5)
+           | (xy[:, 1] < -0.5) | (xy[:, 1] > ny - 0.5) | ~np.isfinite(xy).all(1))
+    if off.any():
+        index = np.flatnonzero(off)
+        msg = (f'positions {index[:10].tolist()} (0-based) lie outside the '
+               f'{nx}x{ny} image')
+        raise ValueError(msg)
+    return Sources(np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1])
+
+
+def _positions_xy(image, positions):
+    from astropy.coordinates import SkyCoord
+
+    if isinstance(positions, SkyCoord):
+        if image.wcs is None:
+            msg = 'positions is a SkyCoord but the data have no WCS'
+            raise ValueError(msg)
+        x, y = image.wcs.world_to_pixel(positions)
+        xy = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
+    elif isinstance(positions, Table):
+        missing = {'x_centroid', 'y_centroid'} - set(positions.colnames)
+        if missing:
+            msg = (f'positions table lacks column(s) {sorted(missing)}; '
+                   f'it has {positions.colnames}')
+            raise ValueError(msg)
+        xy = np.column_stack([u.Quantity(positions['x_centroid']).value,
+                              u.Quantity(positions['y_centroid']).value])
+    else:
+        xy = np.array(positions, dtype=np.float64, ndmin=2)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            msg = f'positions must have shape (N, 2), got {xy.shape}'
+            raise ValueError(msg)
+    if len(xy) == 0:
+        msg = 'positions is empty'
+        raise ValueError(msg)
+    return xy
+
+
+def _from_segmentation(image, segm):
+    from photutils.segmentation import SegmentationImage, SourceCatalog
+
+    if not isinstance(segm, SegmentationImage):
+        msg = (f'segmentation_image must be a photutils SegmentationImage, '
+               f'got {type(segm).__name__}')
+        raise TypeError(msg)
+    if segm.shape != image.shape:
+        msg = (f'segmentation_image has shape {segm.shape}, the data '
+               f'{image.shape}')
+        raise ValueError(msg)
+    data = np.where(image.mask, 0.0, image.data)
+    catalog = SourceCatalog(data, segm, mask=image.mask)
+    x = np.asarray(catalog.x_centroid, dtype=np.float64)
+    y = np.asarray(catalog.y_centroid, dtype=np.float64)
+    # A segment whose pixels are all masked has no centroid: use its bbox.
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        bbox_x = np.array([(b.ixmin + b.ixmax - 1) / 2 for b in segm.bbox])
+        bbox_y = np.array([(b.iymin + b.iymax - 1) / 2 for b in segm.bbox])
+        x[bad], y[bad] = bbox_x[bad], bbox_y[bad]
+    return Sources(np.asarray(segm.labels), x, y)
+
+
+def cut_stamps(image, sources, stamp_size):
+    """
+    Square stamps centred on the nearest pixel to each source.
+
+    Masked and non-finite pixels, and pixels beyond the image edge, are
+    NaN in the stamps.
+
+    Returns
+    -------
+    stamps : `~numpy.ndarray`
+        ``(N, stamp_size, stamp_size)`` float32.
+    errors : `~numpy.ndarray` or None
+        The matching uncertainty (standard deviation) stamps.
+    flags : `~numpy.ndarray`
+        Bits 1 (masked pixels) and 2 (edge) of `FLAGS`.
+    """
+    data = np.where(image.mask, np.nan, image.data)
+    shape = (stamp_size, stamp_size)
+    n = len(sources.x)
+    stamps = np.empty((n, stamp_size, stamp_size), np.float32)
+    errors = None if image.error is None else np.empty_like(stamps)
+    flags = np.zeros(n, np.int32)
+    for i, (x, y) in enumerate(zip(sources.x, sources.y)):
+        center = (int(np.floor(y + 0.5)), int(np.floor(x + 0.5)))
+        stamps[i] = extract_array(data, shape, center, mode='partial',
+                                  fill_value=np.nan)
+        if errors is not None:
+            errors[i] = extract_array(image.error, shape, center,
+                                      mode='partial', fill_value=np.nan)
+        large, _ = overlap_slices(data.shape, shape, center, mode='partial')
+        inside = (large[0].stop - large[0].start) * (large[1].stop
+                                                      - large[1].start)
+        if inside < stamp_size * stamp_size:
+            flags[i] |= 2
+        large_mask = image.mask[large]
+        if large_mask.any():
+            flags[i] |= 1
+    return stamps, errors, flags

@@ -1,0 +1,139 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The model store: saved estimators, checked against sha256 manifests.
+
+A saved estimator is a directory holding ``model.keras`` (Keras' zip
+format, loaded with ``safe_mode=True``), ``config.json`` (the estimator's
+parameters, fitted state and model card) and ``manifest.json`` (the sha256
+digest of both). Shipped presets live in ``astrodl_plugins/models/<name>/``;
+plugins can add theirs through the ``astrodl_register_presets`` hook.
+HDF5 (``.h5``) weights are refused: Keras ignores ``safe_mode`` for them.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..exceptions import ModelIntegrityError
+
+__all__ = ['MODELS_DIR', 'sha256', 'find_preset', 'load_keras_model',
+           'write_saved', 'read_saved']
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / 'models'
+_FILES = ('model.keras', 'config.json')
+
+
+def sha256(path):
+    """Hex sha256 digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _refuse_hdf5(path):
+    if Path(path).suffix.lower() in {'.h5', '.hdf5'}:
+        msg = (f'{str(path)!r} is an HDF5 weight file: these are refused '
+               'because Keras cannot load them safely (safe_mode does not '
+               'apply); save models in the .keras format')
+        raise ValueError(msg)
+
+
+def find_preset(preset):
+    """
+    The directory of a preset name or path.
+
+    Parameters
+    ----------
+    preset : str or path-like
+        A shipped or plugin preset name, or a directory written by
+        ``Estimator.save``.
+    """
+    _refuse_hdf5(preset)
+    path = Path(preset)
+    if path.is_dir():
+        return path
+    shipped = MODELS_DIR / str(preset)
+    if (shipped / 'manifest.json').exists():
+        return shipped
+    from ..registry import get_preset_directory
+
+    plugin_dir = get_preset_directory(str(preset))
+    if plugin_dir is not None:
+        return Path(plugin_dir)
+    names = sorted(p.parent.name for p in MODELS_DIR.glob('*/manifest.json'))
+    msg = (f'preset {str(preset)!r} is neither a directory nor a known '
+           f'preset; shipped presets: {names}')
+    raise ValueError(msg)
+
+
+def _verify(directory):
+    manifest_path = directory / 'manifest.json'
+    if not manifest_path.exists():
+        msg = f'{str(directory)!r} has no manifest.json: not a saved estimator'
+        raise ModelIntegrityError(msg)
+    manifest = json.loads(manifest_path.read_text())
+    for name in _FILES:
+        path = directory / name
+        expected = manifest.get('sha256', {}).get(name)
+        if expected is None or not path.exists():
+            msg = f'{str(path)!r} is missing or not in the manifest'
+            raise ModelIntegrityError(msg)
+        actual = sha256(path)
+        if actual != expected:
+            msg = (f'{str(path)!r} does not match its manifest: sha256 '
+                   f'{actual} != {expected}. The file was modified or '
+                   'corrupted; reinstall the package or re-save the model')
+            raise ModelIntegrityError(msg)
+    return manifest
+
+
+def load_keras_model(path):
+    """Load a ``.keras`` file with ``safe_mode=True`` (no ``.h5``)."""
+    _refuse_hdf5(path)
+    if Path(path).suffix != '.keras':
+        msg = f'{str(path)!r}: only .keras model files can be loaded'
+        raise ValueError(msg)
+    import keras
+
+    from . import mc  # noqa: F401 - registers MCDropout for deserialization
+    from ..training import losses  # noqa: F401
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def read_saved(directory):
+    """
+    Verify and read a saved estimator directory.
+
+    Returns
+    -------
+    config : dict
+        Contents of ``config.json``.
+    model : `keras.Model`
+    sha : str
+        sha256 of ``model.keras``.
+    """
+    directory = Path(directory)
+    manifest = _verify(directory)
+    config = json.loads((directory / 'config.json').read_text())
+    model = load_keras_model(directory / 'model.keras')
+    return config, model, manifest['sha256']['model.keras']
+
+
+def write_saved(directory, model, config, *, overwrite=False):
+    """Write ``model.keras``, ``config.json`` and ``manifest.json``."""
+    directory = Path(directory)
+    _refuse_hdf5(directory)
+    if directory.exists() and any(directory.iterdir()) and not overwrite:
+        msg = (f'{str(directory)!r} exists and is not empty; pass '
+               'overwrite=True to replace it')
+        raise FileExistsError(msg)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / 'model.keras')
+    (directory / 'config.json').write_text(json.dumps(config, indent=2))
+    manifest = {'sha256': {name: sha256(directory / name)
+                           for name in _FILES}}
+    (directory / 'manifest.json').write_text(json.dumps(manifest, indent=2))
+    return directory

@@ -1,0 +1,108 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Summaries of MC draws and the QTable every estimator returns."""
+
+import numpy as np
+from astropy import units as u
+from astropy.table import QTable
+
+__all__ = ['summarize_draws', 'quantile_name']
+
+
+def quantile_name(name, quantile):
+    """Column name of a quantile: ``r_eff_q16`` for 0.16."""
+    percent = 100 * quantile
+    text = f'{percent:g}'.replace('.', 'p')
+    return f'{name}_q{text}'
+
+
+def _circular(values, period):
+    """Circular mean and standard deviation along the last axis."""
+    angle = 2 * np.pi * values / period
+    c, s = np.cos(angle).mean(-1), np.sin(angle).mean(-1)
+    mean = (np.arctan2(s, c) * period / (2 * np.pi)) % period
+    length = np.clip(np.hypot(c, s), 1e-12, 1.0)
+    std = np.sqrt(-2 * np.log(length)) * period / (2 * np.pi)
+    return mean, std
+
+
+def _unwrap_near(values, center, period):
+    """Move each draw to within half a period of ``center``."""
+    return center[:, None] + (values - center[:, None] + period / 2) \
+        % period - period / 2
+
+
+def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
+                    error_scale=None, quantiles=None, predictive=None):
+    """
+    Columns ``<name>``, ``<name>_err`` and quantiles from MC draws.
+
+    Parameters
+    ----------
+    draws : dict of `~numpy.ndarray`
+        ``(n, T)`` MC draws of each output's mean.
+    aleatoric_variance : dict of `~numpy.ndarray`
+        ``(n, T)`` predicted (aleatoric) variance of each draw.
+    units : dict
+        Unit of each output.
+    periods : dict, optional
+        Period of circular outputs (180 for a position angle in degrees).
+    error_scale : dict, optional
+        Calibration factor of each ``_err`` (fitted on held-out data).
+    quantiles : sequence of float, optional
+        Quantiles of the predictive distribution, from ``predictive``.
+    predictive : dict of `~numpy.ndarray`, optional
+        ``(n, T)`` draws including the aleatoric noise.
+
+    Returns
+    -------
+    columns : dict
+        Name -> Quantity, in the order of ``draws``.
+    parts : dict
+        ``<name>_epistemic`` and ``<name>_aleatoric`` standard deviations.
+    """
+    periods = periods or {}
+    error_scale = error_scale or {}
+    columns, parts = {}, {}
+    for name, values in draws.items():
+        period = periods.get(name)
+        if period:
+            mean, epistemic = _circular(values, period)
+        else:
+            mean, epistemic = values.mean(-1), values.std(-1)
+        aleatoric = np.sqrt(aleatoric_variance[name].mean(-1))
+        total = np.hypot(epistemic, aleatoric) * error_scale.get(name, 1.0)
+        unit = units[name]
+        columns[name] = u.Quantity(mean, unit)
+        columns[f'{name}_err'] = u.Quantity(total, unit)
+        parts[f'{name}_epistemic'] = epistemic
+        parts[f'{name}_aleatoric'] = aleatoric
+        for quantile in quantiles or ():
+            sample = predictive[name]
+            if period:
+                sample = _unwrap_near(sample, mean, period)
+            # The calibration that widens _err widens the quantiles too.
+            sample = mean[:, None] + (sample - mean[:, None]) \
+                * error_scale.get(name, 1.0)
+            with np.errstate(invalid='ignore'):
+                value = np.quantile(sample, quantile, axis=-1)
+            if period:
+                value = value % period
+            columns[quantile_name(name, quantile)] = u.Quantity(value, unit)
+    return columns, parts
+
+
+def empty_like_columns(names, units, n):
+    """NaN columns (used when nothing could be measured)."""
+    return {name: u.Quantity(np.full(n, np.nan), units.get(name))
+            for name in names}
+
+
+def build_table(leading, columns, flag, meta):
+    """Assemble the output QTable: leading columns, outputs, ``flag``."""
+    table = QTable(meta=meta)
+    for name, value in leading.items():
+        table[name] = value
+    for name, value in columns.items():
+        table[name] = value
+    table['flag'] = np.asarray(flag, np.int32)
+    return table
