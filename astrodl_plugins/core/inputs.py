@@ -47,7 +47,9 @@ class ImageData:
 
 def _reject_unit(unit):
     """Return why ``unit`` is not a linear flux-like unit, or None."""
-    if isinstance(unit, u.FunctionUnitBase):
+    # ``u.mag`` and ``u.dex`` are plain units that decompose to dex, not
+    # FunctionUnitBase instances like ``u.ABmag``.
+    if isinstance(unit, u.FunctionUnitBase) or u.dex in unit.decompose().bases:
         return 'a logarithmic unit (magnitudes, dex) is not a linear flux'
     bad_types = {'angle', 'length', 'time', 'temperature', 'mass',
                  'solid angle', 'speed', 'frequency'}

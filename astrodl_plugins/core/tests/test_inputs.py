@@ -1,0 +1,466 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Tests of the astropy-native inputs: read_image, locate_sources, cut_stamps."""
+
+import copy
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.nddata import (CCDData, NDData, StdDevUncertainty,
+                            VarianceUncertainty)
+from astropy.table import QTable, Table
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
+from photutils.segmentation import SegmentationImage
+
+from astrodl_plugins.core.inputs import (FLAGS, ImageData, cut_stamps,
+                                         locate_sources, read_image)
+
+SHAPE = (40, 50)
+
+
+def make_wcs(scale_arcsec=0.2, scale_y_arcsec=None):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    scale_y = scale_arcsec if scale_y_arcsec is None else scale_y_arcsec
+    wcs.wcs.cdelt = [-scale_arcsec / 3600, scale_y / 3600]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [25.0, 20.0]
+    return wcs
+
+
+def blobs(centers=((12.0, 10.0), (35.0, 28.0)), shape=SHAPE, amplitude=50.0):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    data = np.random.default_rng(0).normal(0.0, 1.0, shape)
+    for x, y in centers:
+        data += amplitude * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 6.0)
+    return data
+
+
+def segmentation(centers, labels, shape=SHAPE, radius=3):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    segm = np.zeros(shape, int)
+    for (x, y), label in zip(centers, labels):
+        segm[np.hypot(xx - x, yy - y) <= radius] = label
+    return SegmentationImage(segm)
+
+
+class TestReadImage:
+    def test_ccddata_unit_mask_uncertainty(self):
+        data = blobs()
+        mask = np.zeros(SHAPE, bool)
+        mask[3, 4] = True
+        ccd = CCDData(data, unit='electron/s', mask=mask,
+                      uncertainty=StdDevUncertainty(np.full(SHAPE, 0.5)),
+                      meta={'PSF_FWHM': 3.0})
+        image = read_image(ccd)
+        assert isinstance(image, ImageData)
+        assert image.unit == u.electron / u.s
+        assert image.shape == SHAPE
+        np.testing.assert_array_equal(image.data, data)
+        np.testing.assert_array_equal(image.mask, mask)
+        np.testing.assert_array_equal(image.error, np.full(SHAPE, 0.5))
+        assert image.meta == {'PSF_FWHM': 3.0}
+        assert image.wcs is None
+        assert image.pixel_scale is None
+
+    def test_variance_uncertainty_becomes_std(self):
+        ccd = CCDData(np.ones(SHAPE), unit='adu',
+                      uncertainty=VarianceUncertainty(np.full(SHAPE, 4.0)))
+        image = read_image(ccd)
+        np.testing.assert_allclose(image.error, 2.0)
+
+    def test_wcs_pixel_scale(self):
+        ccd = CCDData(np.ones(SHAPE), unit='adu', wcs=make_wcs(0.2))
+        image = read_image(ccd)
+        assert image.pixel_scale.unit == u.arcsec / u.pix
+        assert image.pixel_scale.value == pytest.approx(0.2, rel=1e-9)
+
+    def test_wcs_pixel_scale_nonsquare(self):
+        wcs = make_wcs(0.1, 0.4)
+        image = read_image(CCDData(np.ones(SHAPE), unit='adu', wcs=wcs))
+        expected = np.sqrt(np.prod(proj_plane_pixel_scales(wcs))) * 3600
+        assert expected == pytest.approx(0.2)
+        assert image.pixel_scale.to_value(u.arcsec / u.pix) == \
+            pytest.approx(expected, rel=1e-9)
+
+    def test_wcs_wins_over_pixel_scale(self):
+        ccd = CCDData(np.ones(SHAPE), unit='adu', wcs=make_wcs(0.2))
+        image = read_image(ccd, pixel_scale=0.5 * u.arcsec / u.pix)
+        assert image.pixel_scale.to_value(u.arcsec / u.pix) == \
+            pytest.approx(0.2)
+
+    def test_nddata(self):
+        mask = np.zeros(SHAPE, bool)
+        mask[0, 0] = True
+        nd = NDData(np.ones(SHAPE), unit=u.Jy, mask=mask,
+                    uncertainty=StdDevUncertainty(np.ones(SHAPE)))
+        image = read_image(nd)
+        assert image.unit == u.Jy
+        np.testing.assert_array_equal(image.mask, mask)
+        np.testing.assert_array_equal(image.error, 1.0)
+
+    def test_quantity(self):
+        image = read_image(np.ones(SHAPE) * u.MJy / u.sr)
+        assert image.unit == u.MJy / u.sr
+        assert image.error is None
+        assert not image.mask.any()
+
+    def test_ndarray(self):
+        image = read_image(np.ones(SHAPE))
+        assert image.unit is None
+        assert image.wcs is None
+        assert image.data.dtype == np.float64
+
+    @pytest.mark.parametrize('dtype', [np.int16, np.int64, np.uint8,
+                                       np.float32])
+    def test_integer_and_float32_data(self, dtype):
+        array = np.arange(np.prod(SHAPE)).reshape(SHAPE) % 200
+        image = read_image(array.astype(dtype))
+        assert image.data.dtype == np.float64
+        np.testing.assert_array_equal(image.data, array)
+
+    def test_integer_ccddata(self):
+        ccd = CCDData(np.ones(SHAPE, np.int32), unit='adu')
+        image = read_image(ccd)
+        assert image.data.dtype == np.float64
+
+    def test_bool_is_type_error(self):
+        with pytest.raises(TypeError, match='data must be numeric.*boolean'):
+            read_image(np.ones(SHAPE, bool))
+
+    def test_string_is_type_error(self):
+        with pytest.raises(TypeError, match='data must be numeric'):
+            read_image(np.full(SHAPE, 'a'))
+
+    def test_name_in_message(self):
+        with pytest.raises(TypeError, match='image must be numeric'):
+            read_image(np.ones(SHAPE, bool), name='image')
+
+    @pytest.mark.parametrize('shape', [(2, 4, 4), (10,), ()])
+    def test_not_2d(self, shape):
+        with pytest.raises(ValueError,
+                           match=rf'data must be a 2-D image, got shape '
+                                 rf'{re_shape(shape)}'):
+            read_image(np.ones(shape))
+
+    @pytest.mark.parametrize('shape', [(0, 5), (5, 0)])
+    def test_empty(self, shape):
+        with pytest.raises(ValueError, match='data is empty'):
+            read_image(np.ones(shape))
+
+    def test_all_nan(self):
+        with pytest.raises(ValueError, match='data has no finite, unmasked'):
+            read_image(np.full(SHAPE, np.nan))
+
+    def test_all_masked(self):
+        ccd = CCDData(np.ones(SHAPE), unit='adu', mask=np.ones(SHAPE, bool))
+        with pytest.raises(ValueError, match='data has no finite, unmasked'):
+            read_image(ccd)
+
+    def test_nan_pocket_sets_mask(self):
+        data = blobs()
+        data[5:8, 9:12] = np.nan
+        data[20, 20] = np.inf
+        image = read_image(data)
+        expected = np.zeros(SHAPE, bool)
+        expected[5:8, 9:12] = True
+        expected[20, 20] = True
+        np.testing.assert_array_equal(image.mask, expected)
+
+    def test_nonfinite_uncertainty_sets_mask(self):
+        error = np.ones(SHAPE)
+        error[2, 3] = np.nan
+        ccd = CCDData(np.ones(SHAPE), unit='adu',
+                      uncertainty=StdDevUncertainty(error))
+        image = read_image(ccd)
+        assert image.mask[2, 3]
+        assert image.mask.sum() == 1
+
+    def test_mask_shape_mismatch(self):
+        nd = NDData(np.ones(SHAPE), mask=np.zeros((3, 3), bool))
+        with pytest.raises(ValueError, match=r'data\.mask has shape'):
+            read_image(nd)
+
+    @pytest.mark.parametrize('unit', [u.mag, u.ABmag, u.STmag, u.dex,
+                                      u.mag / u.arcsec ** 2])
+    def test_magnitude_unit_rejected(self, unit):
+        with pytest.raises(ValueError, match='data has unit.*logarithmic'):
+            read_image(np.ones(SHAPE) * unit)
+
+    def test_magnitude_unit_ccddata_rejected(self):
+        with pytest.raises(ValueError, match='data has unit.*logarithmic'):
+            read_image(CCDData(np.ones(SHAPE), unit=u.mag))
+
+    @pytest.mark.parametrize('unit', [u.deg, u.arcsec, u.m, u.s])
+    def test_non_flux_unit_rejected(self, unit):
+        with pytest.raises(ValueError, match='data has unit.*physical type'):
+            read_image(np.ones(SHAPE) * unit)
+
+    @pytest.mark.parametrize('unit', [u.adu, u.electron / u.s, u.Jy,
+                                      u.dimensionless_unscaled, u.ct,
+                                      u.erg / u.s / u.cm ** 2 / u.AA])
+    def test_flux_units_accepted(self, unit):
+        assert read_image(np.ones(SHAPE) * unit).unit == unit
+
+    @pytest.mark.parametrize('value, expected', [
+        (0.2 * u.arcsec / u.pix, 0.2),
+        (0.2 * u.arcsec, 0.2),
+        (1 * u.arcmin / u.pix, 60.0),
+        (1e-4 * u.deg / u.pix, 0.36),
+    ])
+    def test_pixel_scale(self, value, expected):
+        image = read_image(np.ones(SHAPE), pixel_scale=value)
+        assert image.pixel_scale.unit == u.arcsec / u.pix
+        assert image.pixel_scale.value == pytest.approx(expected)
+
+    @pytest.mark.parametrize('value', [0.2, 0.2 * u.m, 0.2 * u.arcsec / u.m])
+    def test_pixel_scale_not_angle(self, value):
+        with pytest.raises(ValueError, match='pixel_scale must be an angle'):
+            read_image(np.ones(SHAPE), pixel_scale=value)
+
+    @pytest.mark.parametrize('value', [0.0 * u.arcsec, -0.2 * u.arcsec,
+                                       [0.1, 0.2] * u.arcsec / u.pix,
+                                       np.nan * u.arcsec])
+    def test_pixel_scale_not_positive_scalar(self, value):
+        with pytest.raises(ValueError,
+                           match='pixel_scale must be one positive value'):
+            read_image(np.ones(SHAPE), pixel_scale=value)
+
+    def test_input_not_mutated(self):
+        data = blobs()
+        data[5:8, 9:12] = np.nan
+        mask = np.zeros(SHAPE, bool)
+        mask[30, 30] = True
+        error = np.full(SHAPE, 0.5)
+        ccd = CCDData(data, unit='adu', mask=mask,
+                      uncertainty=StdDevUncertainty(error),
+                      meta={'PSF_FWHM': 3.0}, wcs=make_wcs())
+        before = copy.deepcopy(ccd)
+        image = read_image(ccd)
+        # Writing to the returned arrays must not reach the caller's.
+        image.data[:] = 0.0
+        image.mask[:] = True
+        image.error[:] = 99.0
+        image.meta['new'] = 1
+        np.testing.assert_array_equal(ccd.data, before.data)
+        np.testing.assert_array_equal(ccd.mask, before.mask)
+        np.testing.assert_array_equal(ccd.uncertainty.array,
+                                      before.uncertainty.array)
+        assert dict(ccd.meta) == dict(before.meta)
+        assert not ccd.mask[5:8, 9:12].any()
+
+    def test_ndarray_not_mutated(self):
+        data = blobs()
+        data[1, 1] = np.nan
+        before = data.copy()
+        image = read_image(data)
+        image.data[:] = 0.0
+        np.testing.assert_array_equal(data, before)
+
+
+def re_shape(shape):
+    """Regex of a tuple's repr."""
+    return repr(tuple(shape)).replace('(', r'\(').replace(')', r'\)')
+
+
+class TestLocateSources:
+    centers = ((12.0, 10.0), (35.0, 28.0))
+
+    def test_segmentation_labels_preserved(self):
+        image = read_image(blobs(self.centers))
+        segm = segmentation(self.centers, [3, 7])
+        sources = locate_sources(image, segmentation_image=segm)
+        np.testing.assert_array_equal(sources.label, [3, 7])
+        np.testing.assert_allclose(sources.x, [12.0, 35.0], atol=0.3)
+        np.testing.assert_allclose(sources.y, [10.0, 28.0], atol=0.3)
+
+    def test_segmentation_label_order(self):
+        image = read_image(blobs(self.centers))
+        segm = segmentation(self.centers, [9, 2])
+        sources = locate_sources(image, segmentation_image=segm)
+        np.testing.assert_array_equal(sources.label, [2, 9])
+        # Label 2 is the second blob.
+        assert sources.x[0] == pytest.approx(35.0, abs=0.3)
+        assert sources.x[1] == pytest.approx(12.0, abs=0.3)
+
+    def test_segmentation_fully_masked_segment(self):
+        data = blobs(self.centers)
+        segm = segmentation(self.centers, [1, 2])
+        data[segm.data == 2] = np.nan
+        sources = locate_sources(read_image(data), segmentation_image=segm)
+        assert np.isfinite(sources.x).all() and np.isfinite(sources.y).all()
+        assert sources.x[1] == pytest.approx(35.0, abs=0.6)
+        assert sources.y[1] == pytest.approx(28.0, abs=0.6)
+
+    def test_segmentation_wrong_shape(self):
+        image = read_image(blobs(self.centers))
+        segm = segmentation(((5, 5),), [1], shape=(20, 20))
+        with pytest.raises(ValueError,
+                           match=r'segmentation_image has shape \(20, 20\)'):
+            locate_sources(image, segmentation_image=segm)
+
+    def test_segmentation_not_segmentation_image(self):
+        image = read_image(blobs(self.centers))
+        with pytest.raises(TypeError, match='segmentation_image must be'):
+            locate_sources(image, segmentation_image=np.zeros(SHAPE, int))
+
+    def test_array_positions(self):
+        image = read_image(blobs())
+        sources = locate_sources(image, positions=[(12.0, 10.0),
+                                                   (35.5, 28.25)])
+        np.testing.assert_array_equal(sources.label, [1, 2])
+        np.testing.assert_array_equal(sources.x, [12.0, 35.5])
+        np.testing.assert_array_equal(sources.y, [10.0, 28.25])
+
+    def test_single_position(self):
+        sources = locate_sources(read_image(blobs()), positions=(3.0, 4.0))
+        np.testing.assert_array_equal(sources.label, [1])
+        np.testing.assert_array_equal(sources.x, [3.0])
+
+    @pytest.mark.parametrize('table_class', [Table, QTable])
+    def test_table_positions(self, table_class):
+        positions = table_class({'x_centroid': [12.0, 35.0] * u.pix,
+                                 'y_centroid': [10.0, 28.0] * u.pix})
+        sources = locate_sources(read_image(blobs()), positions=positions)
+        np.testing.assert_array_equal(sources.x, [12.0, 35.0])
+        np.testing.assert_array_equal(sources.y, [10.0, 28.0])
+
+    def test_table_missing_columns(self):
+        positions = Table({'x': [1.0], 'y': [2.0]})
+        with pytest.raises(ValueError, match='positions table lacks column'):
+            locate_sources(read_image(blobs()), positions=positions)
+
+    def test_skycoord_with_wcs(self):
+        wcs = make_wcs()
+        image = read_image(CCDData(blobs(), unit='adu', wcs=wcs))
+        sky = wcs.pixel_to_world([12.0, 35.0], [10.0, 28.0])
+        assert isinstance(sky, SkyCoord)
+        sources = locate_sources(image, positions=sky)
+        np.testing.assert_allclose(sources.x, [12.0, 35.0], atol=1e-6)
+        np.testing.assert_allclose(sources.y, [10.0, 28.0], atol=1e-6)
+        np.testing.assert_array_equal(sources.label, [1, 2])
+
+    def test_scalar_skycoord_with_wcs(self):
+        wcs = make_wcs()
+        image = read_image(CCDData(blobs(), unit='adu', wcs=wcs))
+        sources = locate_sources(image, positions=wcs.pixel_to_world(7, 8))
+        np.testing.assert_allclose([sources.x[0], sources.y[0]], [7, 8],
+                                   atol=1e-6)
+
+    def test_skycoord_without_wcs(self):
+        sky = SkyCoord([150.0] * u.deg, [2.0] * u.deg)
+        with pytest.raises(ValueError, match='positions is a SkyCoord.*WCS'):
+            locate_sources(read_image(blobs()), positions=sky)
+
+    @pytest.mark.parametrize('position', [(-3.0, 5.0), (5.0, 45.0),
+                                          (60.0, 5.0), (np.nan, 5.0)])
+    def test_positions_off_image(self, position):
+        with pytest.raises(ValueError,
+                           match=r'positions \[1\] .*outside the 50x40'):
+            locate_sources(read_image(blobs()),
+                           positions=[(5.0, 5.0), position])
+
+    def test_positions_on_edge_pixels_allowed(self):
+        sources = locate_sources(read_image(blobs()),
+                                 positions=[(0.0, 0.0), (49.0, 39.0)])
+        assert len(sources.label) == 2
+
+    @pytest.mark.parametrize('positions', [[(1.0, 2.0, 3.0)],
+                                           np.ones((2, 2, 2))])
+    def test_positions_wrong_shape(self, positions):
+        with pytest.raises(ValueError, match=r'positions must have shape'):
+            locate_sources(read_image(blobs()), positions=positions)
+
+    def test_positions_empty(self):
+        with pytest.raises(ValueError, match='positions is empty'):
+            locate_sources(read_image(blobs()), positions=np.empty((0, 2)))
+
+    def test_both_given(self):
+        image = read_image(blobs(self.centers))
+        segm = segmentation(self.centers, [1, 2])
+        with pytest.raises(ValueError, match='exactly one of '
+                                             'segmentation_image and positions'):
+            locate_sources(image, segmentation_image=segm,
+                           positions=[(1.0, 1.0)])
+
+    def test_neither_given(self):
+        with pytest.raises(ValueError, match='exactly one of '
+                                             'segmentation_image and positions'):
+            locate_sources(read_image(blobs()))
+
+
+class TestCutStamps:
+    def image(self, **kwargs):
+        data = np.arange(np.prod(SHAPE), dtype=float).reshape(SHAPE)
+        return read_image(CCDData(data, unit='adu', **kwargs))
+
+    @pytest.mark.parametrize('size', [8, 9])
+    @pytest.mark.parametrize('x, y, col, row', [(15.4, 20.6, 15, 21),
+                                                (15.0, 20.0, 15, 20),
+                                                (14.6, 19.4, 15, 19)])
+    def test_centred_on_nearest_pixel(self, size, x, y, col, row):
+        image = self.image()
+        sources = locate_sources(image, positions=[(x, y)])
+        stamps, errors, flags = cut_stamps(image, sources, size)
+        assert stamps.shape == (1, size, size)
+        assert stamps.dtype == np.float32
+        assert errors is None
+        assert flags[0] == 0
+        half = size // 2
+        assert stamps[0, half, half] == image.data[row, col]
+        np.testing.assert_array_equal(
+            stamps[0], image.data[row - half:row - half + size,
+                                  col - half:col - half + size])
+
+    def test_edge_flag(self):
+        image = self.image()
+        sources = locate_sources(image, positions=[(2.0, 20.0), (25.0, 20.0),
+                                                   (25.0, 38.0)])
+        stamps, _, flags = cut_stamps(image, sources, 10)
+        np.testing.assert_array_equal(flags, [2, 0, 2])
+        assert FLAGS[2].startswith('stamp cut by the image edge')
+        # Pixels beyond the edge are NaN, the rest are data.
+        assert np.isnan(stamps[0][:, :3]).all()
+        assert np.isfinite(stamps[0][:, 3:]).all()
+        assert np.isfinite(stamps[1]).all()
+
+    def test_masked_flag(self):
+        mask = np.zeros(SHAPE, bool)
+        mask[20, 26] = True
+        image = self.image(mask=mask)
+        sources = locate_sources(image, positions=[(25.0, 20.0),
+                                                   (10.0, 10.0)])
+        stamps, _, flags = cut_stamps(image, sources, 8)
+        np.testing.assert_array_equal(flags, [1, 0])
+        assert FLAGS[1].startswith('stamp touches masked')
+        assert np.isnan(stamps[0, 4, 5])
+        assert np.isfinite(stamps[0]).sum() == 63
+        assert np.isfinite(stamps[1]).all()
+
+    def test_nan_and_edge_flags_combine(self):
+        data = np.ones(SHAPE)
+        data[1, 1] = np.nan
+        image = read_image(data)
+        sources = locate_sources(image, positions=[(1.0, 1.0)])
+        _, _, flags = cut_stamps(image, sources, 8)
+        np.testing.assert_array_equal(flags, [1 | 2])
+
+    def test_error_stamps(self):
+        error = np.full(SHAPE, 2.0)
+        ccd = CCDData(np.ones(SHAPE), unit='adu',
+                      uncertainty=VarianceUncertainty(error ** 2))
+        image = read_image(ccd)
+        sources = locate_sources(image, positions=[(25.0, 20.0), (1.0, 1.0)])
+        stamps, errors, _ = cut_stamps(image, sources, 8)
+        assert errors.shape == stamps.shape
+        np.testing.assert_array_equal(errors[0], 2.0)
+        assert np.isnan(errors[1][0, 0])
+
+    def test_output_shapes_and_dtypes(self):
+        image = self.image()
+        sources = locate_sources(image, positions=[(25.0, 20.0)] * 3)
+        stamps, _, flags = cut_stamps(image, sources, 6)
+        assert stamps.shape == (3, 6, 6)
+        assert flags.shape == (3,) and flags.dtype == np.int32
