@@ -7,15 +7,19 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.nddata import (CCDData, NDData, StdDevUncertainty,
-                            VarianceUncertainty)
+from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty
 from astropy.table import QTable, Table
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from photutils.segmentation import SegmentationImage
 
-from astrodl_plugins.core.inputs import (FLAGS, ImageData, cut_stamps,
-                                         locate_sources, read_image)
+from astrodl_plugins.core.inputs import (
+    FLAGS,
+    ImageData,
+    cut_stamps,
+    locate_sources,
+    read_image,
+)
 
 SHAPE = (40, 50)
 

@@ -1,13 +1,12 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Tests of MC dropout: the MCDropout layer and the fast seeded engine."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip('keras')
-
-from astrodl_plugins.core.mc import MCDropout, MCDropoutEngine  # noqa: E402
-from astrodl_plugins.core.store import load_keras_model  # noqa: E402
+from astrodl_plugins.core.mc import MCDropout, MCDropoutEngine
+from astrodl_plugins.core.store import load_keras_model
 
 N_OBJECTS = 6
 N_OUT = 3
