@@ -78,3 +78,25 @@ latex_documents = [('index', f'{project}.tex', f'{project} Documentation',
 
 man_pages = [('index', project.lower(), f'{project} Documentation',
               [author], 1)]
+
+# -- Model cards ----------------------------------------------------------------
+# Each shipped preset's card (metrics, training data, the command that
+# reproduces it) lives in its config.json; render one page per preset.
+
+
+def _write_model_cards():
+    import shutil
+    from pathlib import Path
+
+    from astrodl_plugins.core.cards import render_model_card, shipped_cards
+
+    here = Path(__file__).parent / 'model_cards'
+    for name, config, directory in shipped_cards():
+        image = None
+        if (directory / 'history.png').exists():
+            image = f'{name}-history.png'
+            shutil.copy(directory / 'history.png', here / image)
+        (here / f'{name}.rst').write_text(render_model_card(config, image))
+
+
+_write_model_cards()

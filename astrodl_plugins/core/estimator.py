@@ -401,7 +401,7 @@ class Estimator:
             'backend': backend,
             'backend_version': backend_version,
             'keras_version': keras.__version__,
-            'date': time.strftime('%Y-%m-%dT%H:%M:%S'),
+            'date_predicted': time.strftime('%Y-%m-%dT%H:%M:%S'),
             'flags': dict(FLAGS),
         }
         meta.update(self.conventions)

@@ -1,0 +1,98 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Model cards: the ``card`` of a saved estimator rendered as reST."""
+
+import json
+
+from .store import MODELS_DIR
+
+__all__ = ['render_model_card', 'shipped_cards']
+
+
+def _rows(mapping):
+    return [(str(key), _format(value)) for key, value in mapping.items()]
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    if isinstance(value, (list, tuple)):
+        return ', '.join(_format(v) for v in value)
+    return str(value)
+
+
+def _table(rows, header=('quantity', 'value')):
+    width = [max(len(str(r[i])) for r in [header, *rows]) for i in range(2)]
+    line = ' '.join('=' * w for w in width)
+    out = [line, ' '.join(str(h).ljust(w) for h, w in zip(header, width)),
+           line]
+    out += [' '.join(str(c).ljust(w) for c, w in zip(row, width))
+            for row in rows]
+    out.append(line)
+    return out
+
+
+def render_model_card(config, image=None):
+    """
+    reST text of a model card.
+
+    Parameters
+    ----------
+    config : dict
+        Contents of a saved estimator's ``config.json``.
+    image : str, optional
+        Path (relative to the page) of the training-history plot.
+    """
+    card = config.get('card', {})
+    title = f"Model card: {config.get('name')} v{config.get('version')}"
+    lines = [title, '=' * len(title), '', card.get('summary', ''), '']
+    if 'reference' in card:
+        lines += [f"Science reference: {card['reference']}.", '']
+    lines += ['Reproduce', '---------', '', '.. code-block:: console', '',
+              f"    $ {card.get('command', '')}", '',
+              f"Seed: ``{card.get('seed')}``.", '']
+    for heading, key in (('Training data', 'training_data'),
+                         ('Range of validity (pixels)', 'valid_ranges'),
+                         ('Conventions', 'conventions'),
+                         ('Training run', 'training'),
+                         ('Uncertainty calibration (scale of _err)',
+                          'error_scale')):
+        if key in card:
+            lines += [heading, '-' * len(heading), '']
+            lines += _table(_rows(card[key])) + ['']
+    metrics = card.get('metrics', {})
+    if metrics:
+        heading = 'Held-out metrics'
+        lines += [heading, '-' * len(heading), '',
+                  f"Held-out simulated test set of {metrics.get('n_test')} "
+                  f"stamps, {metrics.get('n_samples')} MC-dropout samples; "
+                  f"{_format(metrics.get('seconds_per_galaxy', 0) * 1e3)} ms "
+                  'per galaxy on the training machine (2 CPU cores).', '']
+        for group, name in (('snr_gt_50', 'S/N > 50'), ('all', 'all S/N')):
+            if group in metrics:
+                lines += [f'**{name}**', '']
+                lines += _table(_rows(metrics[group])) + ['']
+        if 'by_snr' in metrics:
+            lines += ['**By S/N**', '']
+            keys = [k for k in metrics['by_snr'][0] if k.startswith(
+                ('median', 'n_sources'))]
+            header = ['S/N'] + [k.replace('median_abs_', '') for k in keys]
+            rows = [[f"{b['snr_min']}-{b['snr_max']}"]
+                    + [_format(b[k]) for k in keys] for b in metrics['by_snr']]
+            lines += ['.. csv-table::', '   :header: '
+                      + ', '.join(f'"{h}"' for h in header), '']
+            lines += ['   ' + ', '.join(f'"{c}"' for c in row)
+                      for row in rows] + ['']
+    if image:
+        lines += ['Training history', '----------------', '',
+                  f'.. image:: {image}', '   :width: 400px', '']
+    return '\n'.join(lines)
+
+
+def shipped_cards():
+    """``(name, config, directory)`` of every shipped preset."""
+    out = []
+    for manifest in sorted(MODELS_DIR.glob('*/manifest.json')):
+        directory = manifest.parent
+        config = json.loads((directory / 'config.json').read_text())
+        out.append((directory.name, config, directory))
+    return out
