@@ -33,7 +33,7 @@ def _table(rows, header=('quantity', 'value')):
 
 def render_model_card(config, image=None):
     """
-    reST text of a model card.
+    ReST text of a model card.
 
     Parameters
     ----------

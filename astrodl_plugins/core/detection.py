@@ -38,8 +38,11 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
     catalog : `~photutils.segmentation.SourceCatalog` or None
     """
     from photutils.background import Background2D, MedianBackground
-    from photutils.segmentation import (SourceCatalog, detect_sources,
-                                        make_2dgaussian_kernel)
+    from photutils.segmentation import (
+        SourceCatalog,
+        detect_sources,
+        make_2dgaussian_kernel,
+    )
 
     mask = None if ccd.mask is None else np.asarray(ccd.mask, bool)
     bad = ~np.isfinite(ccd.data)

@@ -119,13 +119,13 @@ class Estimator:
 
         Parameters
         ----------
-        data : `~astropy.nddata.CCDData`, `~astropy.nddata.NDData`, `~astropy.units.Quantity` or array
+        data : `~astropy.nddata.NDData`, `~astropy.units.Quantity` or array
             Background-subtracted 2-D image. Unit, mask, uncertainty and
             WCS are honoured.
         segmentation_image : `~photutils.segmentation.SegmentationImage`, optional
             One row per label; the ``label`` column equals photutils' label,
             so the table joins ``SourceCatalog.to_table()``.
-        positions : array, `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`, optional
+        positions : array, `~astropy.table.Table` or SkyCoord, optional
             ``(N, 2)`` pixel x, y, a table with ``x_centroid`` and
             ``y_centroid``, or sky positions (needs a WCS).
         n_samples : int, optional

@@ -42,6 +42,7 @@ class ImageData:
 
     @property
     def shape(self):
+        """Shape of the image."""
         return self.data.shape
 
 

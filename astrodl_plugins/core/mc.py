@@ -14,9 +14,8 @@ draws of the rest run as one enlarged batch (``batch_size * n_samples``
 rows), so every row gets an independent dropout mask.
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 
 __all__ = ['MCDropout', 'MCDropoutEngine']
 
@@ -53,15 +52,18 @@ class MCDropout(keras.layers.Layer):
         self.mc_enabled = True
 
     def call(self, inputs, training=None):
+        """Drop units unless ``mc_enabled`` is False (``training`` ignored)."""
         if not self.mc_enabled or self.rate == 0.0:
             return inputs
         return keras.random.dropout(inputs, self.rate,
                                     seed=self.seed_generator)
 
     def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
         return input_shape
 
     def get_config(self):
+        """Layer config, with ``rate`` and ``seed``."""
         config = super().get_config()
         config.update({'rate': self.rate, 'seed': self.seed})
         return config

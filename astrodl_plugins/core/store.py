@@ -97,8 +97,8 @@ def load_keras_model(path):
         raise ValueError(msg)
     import keras
 
-    from . import mc  # noqa: F401 - registers MCDropout for deserialization
     from ..training import losses  # noqa: F401
+    from . import mc  # noqa: F401 - registers MCDropout for deserialization
 
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 

@@ -6,8 +6,7 @@ import numpy as np
 from ..training.augment import random_dihedral
 from ..training.fit import fit_network
 from ..training.losses import GaussianBetaNLL
-from ._network import (dihedral_targets, encode_targets, psf_feature,
-                       stamp_features)
+from ._network import dihedral_targets, encode_targets, psf_feature, stamp_features
 
 __all__ = []
 

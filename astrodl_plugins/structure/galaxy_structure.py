@@ -109,8 +109,7 @@ class GalaxyStructure(Estimator):
         """
         import keras
 
-        from ._training import (fit_structure_network, prepare_inputs,
-                                target_statistics)
+        from ._training import fit_structure_network, prepare_inputs, target_statistics
 
         stamps = np.asarray(stamps, dtype=np.float32)
         psf = self._label_psf(labels, psf_fwhm, len(stamps))

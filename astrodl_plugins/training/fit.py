@@ -1,9 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """The fit loop shared by every estimator: augmentation, early stopping."""
 
-import numpy as np
-
 import keras
+import numpy as np
 
 __all__ = ['fit_network', 'plot_history']
 

@@ -31,6 +31,7 @@ class GaussianBetaNLL(keras.losses.Loss):
         self.beta = float(beta)
 
     def call(self, y_true, y_pred):
+        """Per-sample loss."""
         k = ops.shape(y_true)[-1]
         mean = y_pred[..., :k]
         log_var = ops.clip(y_pred[..., k:], -12.0, 8.0)
@@ -40,6 +41,7 @@ class GaussianBetaNLL(keras.losses.Loss):
         return ops.mean(nll, axis=-1)
 
     def get_config(self):
+        """Loss config, with ``beta``."""
         config = super().get_config()
         config['beta'] = self.beta
         return config

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from astropy import units as u
 
-from astrodl_plugins.simulate import (GALAXY_STRUCTURE_RANGES,
-                                      simulate_galaxy_stamps)
+from astrodl_plugins.simulate import GALAXY_STRUCTURE_RANGES, simulate_galaxy_stamps
 from astrodl_plugins.simulate.field import simulate_field
 
 
