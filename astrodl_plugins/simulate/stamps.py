@@ -17,6 +17,7 @@ telescope through its WCS. Conventions, shared with the estimator:
   flux profile ``I`` (GalSim's ``addNoiseSNR`` definition).
 """
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -196,7 +197,11 @@ def simulate_galaxy_stamps(n_stamps, *, seed, stamp_size=64, ranges=None,
             for i, start in enumerate(starts)]
     n_processes = n_processes or os.cpu_count() or 1
     if n_processes > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(n_processes, len(jobs))) as pool:
+        # Not 'fork': forking a process that has loaded TensorFlow (whose
+        # threads hold locks) can deadlock the children.
+        context = multiprocessing.get_context('forkserver')
+        with ProcessPoolExecutor(min(n_processes, len(jobs)),
+                                 mp_context=context) as pool:
             results = list(pool.map(_draw_chunk, jobs))
     else:
         results = [_draw_chunk(job) for job in jobs]

@@ -1,0 +1,77 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Tests of the ``astrodl`` command and the demo."""
+
+import numpy as np
+from astropy.table import QTable
+
+from astrodl_plugins.cli import main
+from astrodl_plugins.datasets import load_sample_field
+
+
+class TestDemo:
+    def test_demo_writes_its_files_and_refuses_to_overwrite(self, tmp_path,
+                                                            capsys):
+        assert main(['demo', '--output-dir', str(tmp_path),
+                     '--n-samples', '10']) == 0
+        out = capsys.readouterr().out
+        assert 'Accuracy against the truth' in out
+        for name in ('catalog.ecsv', 'galaxies.reg', 'demo.png'):
+            assert (tmp_path / name).stat().st_size > 0
+        table = QTable.read(tmp_path / 'catalog.ecsv')
+        assert len(table) >= 25  # 30 simulated galaxies, well separated
+        assert 'sky_centroid' in table.colnames
+        regions = (tmp_path / 'galaxies.reg').read_text()
+        assert regions.count('ellipse') == len(table)
+        # A second run must not overwrite silently.
+        assert main(['demo', '--output-dir', str(tmp_path),
+                     '--n-samples', '2']) == 2
+        assert 'overwrite' in capsys.readouterr().err
+        assert main(['demo', '--output-dir', str(tmp_path), '--n-samples',
+                     '2', '--overwrite']) == 0
+
+    def test_demo_accuracy(self, tmp_path):
+        from astrodl_plugins.demo import run_demo
+
+        lines = []
+        _, summary = run_demo(tmp_path, n_samples=10, show=lines.append)
+        assert summary['n_matched'] >= 25
+        assert summary['r_eff']['median_error'] < 0.1
+        assert summary['axis_ratio']['median_error'] < 0.06
+
+
+class TestCommands:
+    def test_list(self, capsys):
+        assert main(['list']) == 0
+        assert 'galaxy-structure' in capsys.readouterr().out
+
+    def test_predict_on_a_fits_file(self, tmp_path, capsys):
+        ccd, _ = load_sample_field()
+        path = tmp_path / 'field.fits'
+        ccd.write(path)
+        output = tmp_path / 'catalog.ecsv'
+        args = ['predict', 'galaxy-structure', str(path), '--output',
+                str(output), '--n-samples', '5']
+        assert main(args) == 0
+        table = QTable.read(output)
+        assert len(table) >= 45  # galaxies and stars
+        assert np.all(np.isfinite(table['r_eff']))
+        assert main(args) == 2
+        assert 'overwrite' in capsys.readouterr().err
+
+    def test_unknown_estimator(self, tmp_path, capsys):
+        ccd, _ = load_sample_field()
+        path = tmp_path / 'field.fits'
+        ccd.write(path)
+        assert main(['predict', 'no-such-thing', str(path), '--output',
+                     str(tmp_path / 'x.ecsv')]) == 2
+        assert 'galaxy-structure' in capsys.readouterr().err
+
+    def test_train_needs_a_known_recipe(self, capsys):
+        assert main(['train', 'no-such-thing', '--output', 'x']) == 2
+        assert 'galaxy-structure' in capsys.readouterr().err
+
+    def test_make_sample_field_is_reproducible(self, tmp_path):
+        assert main(['make-sample-field', '--output-dir', str(tmp_path)]) == 0
+        ccd, truth = load_sample_field()
+        made = QTable.read(tmp_path / 'sample_field_truth.ecsv')
+        assert np.allclose(made['flux'].value, truth['flux'].value)

@@ -1,0 +1,121 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+One contract, checked on every registered estimator that ships a preset
+(the way scikit-learn's ``parametrize_with_checks`` does).
+"""
+
+import copy
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.table import QTable
+from astropy.wcs import WCS
+
+import astrodl_plugins as adl
+from astrodl_plugins.registry import _reset_registry
+
+
+def _shipped_names():
+    _reset_registry()
+    table = adl.list_estimators()
+    return [row['name'] for row in table if row['plugin'].startswith(
+        'astrodl_plugins')]
+
+
+def _image(seed=0):
+    from astrodl_plugins.simulate import simulate_galaxy_stamps
+
+    stamps, _ = simulate_galaxy_stamps(2, seed=seed, n_processes=1,
+                                       ranges={'snr': (100, 200),
+                                               'psf_fwhm': (3.0, 3.0)},
+                                       neighbour_fraction=0.0)
+    data = np.zeros((96, 160), np.float32)
+    data[16:80, 8:72] += stamps[0]
+    data[16:80, 88:152] += stamps[1]
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    wcs.wcs.crval = [30.0, -10.0]
+    wcs.wcs.crpix = [80, 48]
+    wcs.wcs.cdelt = [-0.25 / 3600, 0.25 / 3600]
+    return CCDData(data, unit=u.electron, wcs=wcs,
+                   uncertainty=StdDevUncertainty(np.full(data.shape, 10.0)),
+                   meta={'PSF_FWHM': 3.0})
+
+
+POSITIONS = np.array([[39.5, 47.5], [119.5, 47.5]])
+
+
+@pytest.fixture(scope='module', params=_shipped_names())
+def estimator(request):
+    return adl.get_estimator(request.param)
+
+
+class TestEstimatorContract:
+    def test_params_round_trip(self, estimator):
+        cls = type(estimator)
+        params = estimator.get_params()
+        assert cls(**params).get_params() == params
+        config = estimator.get_config()
+        again = cls.from_config(copy.deepcopy(config)).get_config()
+        assert again == config
+
+    def test_table_layout_and_units(self, estimator):
+        table = estimator.predict(_image(), positions=POSITIONS, n_samples=5,
+                                  seed=0, quantiles=(0.16, 0.84))
+        assert isinstance(table, QTable)
+        assert table.colnames[:4] == ['label', 'x_centroid', 'y_centroid',
+                                      'sky_centroid']
+        assert table.colnames[-1] == 'flag'
+        for name in estimator.output_names:
+            assert isinstance(table[name], u.Quantity), name
+            assert table[f'{name}_err'].unit == table[name].unit
+            assert f'{name}_q16' in table.colnames
+            assert f'{name}_q84' in table.colnames
+            assert np.all(table[f'{name}_err'].value >= 0)
+        for key in ('estimator', 'estimator_version', 'model_sha256',
+                    'n_samples', 'seed', 'device', 'backend',
+                    'backend_version', 'keras_version', 'flags'):
+            assert key in table.meta, key
+
+    def test_same_seed_same_table(self, estimator):
+        a = estimator.predict(_image(), positions=POSITIONS, n_samples=5,
+                              seed=11)
+        b = estimator.predict(_image(), positions=POSITIONS, n_samples=5,
+                              seed=11)
+        c = estimator.predict(_image(), positions=POSITIONS, n_samples=5,
+                              seed=12)
+        name = estimator.output_names[0]
+        assert np.array_equal(a[name], b[name])
+        assert not np.array_equal(a[f'{name}_err'], c[f'{name}_err'])
+
+    def test_inputs_not_modified(self, estimator):
+        ccd = _image()
+        before = (ccd.data.copy(), ccd.uncertainty.array.copy(),
+                  dict(ccd.meta))
+        positions = POSITIONS.copy()
+        estimator.predict(ccd, positions=positions, n_samples=3, seed=0)
+        assert np.array_equal(ccd.data, before[0])
+        assert np.array_equal(ccd.uncertainty.array, before[1])
+        assert ccd.meta == before[2]
+        assert ccd.mask is None
+        assert np.array_equal(positions, POSITIONS)
+
+    @pytest.mark.parametrize('kwargs, error, match', [
+        ({'n_samples': -1}, ValueError, 'n_samples'),
+        ({'batch_size': 0}, ValueError, 'batch_size'),
+        ({'quantiles': (0.5, 1.5)}, ValueError, 'quantiles'),
+        ({'device': 'tpu'}, ValueError, 'device'),
+    ])
+    def test_bad_keywords(self, estimator, kwargs, error, match):
+        with pytest.raises(error, match=match):
+            estimator.predict(_image(), positions=POSITIONS, **kwargs)
+
+    def test_bad_data(self, estimator):
+        with pytest.raises(TypeError, match='boolean'):
+            estimator.predict(np.zeros((50, 50), bool), positions=[[25, 25]])
+        with pytest.raises(ValueError, match='2-D'):
+            estimator.predict(np.zeros((3, 50, 50)), positions=[[25, 25]])
+        with pytest.raises(ValueError, match='outside'):
+            estimator.predict(_image(), positions=[[1000.0, 5.0]])
