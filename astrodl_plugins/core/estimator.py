@@ -113,7 +113,7 @@ class Estimator:
     def predict(self, data, *, segmentation_image=None, positions=None,
                 n_samples=50, seed=None, batch_size=64, device='auto',
                 quantiles=None, progress_bar=False, pixel_scale=None,
-                return_samples=False, **kwargs):
+                return_samples=False, uncertainty_parts=False, **kwargs):
         """
         Measure every source in an image, with MC-dropout uncertainties.
 
@@ -147,6 +147,10 @@ class Estimator:
         return_samples : bool, optional
             Also return the MC draws of each output (dict of ``(N, T)``
             Quantities).
+        uncertainty_parts : bool, optional
+            Add ``<name>_err_epistemic`` (MC-dropout spread) and
+            ``<name>_err_aleatoric`` (predicted noise) columns, before the
+            calibration scale that ``<name>_err`` includes.
         **kwargs
             Estimator-specific keywords (e.g. ``psf_fwhm``).
 
@@ -170,7 +174,8 @@ class Estimator:
         columns, flags, draws = self._measure(
             stamps, errors, flags, image, sources, n_samples=n_samples,
             seed=seed, batch_size=batch_size, device_name=device_name,
-            quantiles=quantiles, progress_bar=progress_bar, **kwargs)
+            quantiles=quantiles, progress_bar=progress_bar,
+            uncertainty_parts=uncertainty_parts, **kwargs)
         table = build_table(self._leading_columns(image, sources), columns,
                             flags, self._meta(image, n_samples, seed,
                                               device_name, quantiles))
@@ -180,7 +185,8 @@ class Estimator:
 
     def predict_stamps(self, stamps, *, n_samples=50, seed=None,
                        batch_size=64, device='auto', quantiles=None,
-                       return_samples=False, **kwargs):
+                       return_samples=False, uncertainty_parts=False,
+                       **kwargs):
         """
         Measure sources already cut into centred stamps (pixel units).
 
@@ -221,7 +227,8 @@ class Estimator:
             stamps, None, flags.astype(np.int32), image, sources,
             n_samples=n_samples, seed=seed, batch_size=batch_size,
             device_name=device_name, quantiles=quantiles,
-            progress_bar=False, **kwargs)
+            progress_bar=False, uncertainty_parts=uncertainty_parts,
+            **kwargs)
         table = build_table({'label': sources.label}, columns, flags,
                             self._meta(image, n_samples, seed, device_name,
                                        quantiles))
@@ -231,7 +238,7 @@ class Estimator:
 
     def _measure(self, stamps, errors, flags, image, sources, *, n_samples,
                  seed, batch_size, device_name, quantiles, progress_bar,
-                 **kwargs):
+                 uncertainty_parts=False, **kwargs):
         """Stamps -> output columns, flags and MC draws (full length)."""
         usable = self._usable(stamps)
         flags = flags.copy()
@@ -244,10 +251,15 @@ class Estimator:
         rng = np.random.default_rng(seed)
         draws, aleatoric, predictive = self._decode(raw, context, rng)
         units = self._output_units(image)
-        columns, _ = summarize_draws(
+        columns, parts = summarize_draws(
             draws, aleatoric, units=units, periods=self._periods(),
             error_scale=self._error_scale(), quantiles=quantiles,
             predictive=predictive)
+        if uncertainty_parts:
+            for name in draws:
+                for part in ('epistemic', 'aleatoric'):
+                    columns[f'{name}_err_{part}'] = (
+                        parts[f'{name}_{part}'] * units[name])
         flags[usable] |= self._range_flags(draws, context)
         full = empty_like_columns(columns, {key: value.unit for key, value
                                             in columns.items()}, len(flags))

@@ -183,11 +183,14 @@ def aleatoric_variances(mean, variance, norm):
     var_pa = 0.25 * (g1 ** 2 * variance[..., 4]
                      + g2 ** 2 * variance[..., 3]) / e2 ** 2
     flux = np.exp(mean[..., 5]) * np.asarray(norm)[:, None]
+    # Near round shapes the linearization blows up: cap at the standard
+    # deviation of an angle uniform over 180 deg (no information).
+    var_pa_deg = np.minimum(np.rad2deg(np.sqrt(var_pa)) ** 2, 180.0 ** 2 / 12)
     return {
         'sersic_n': np.exp(mean[..., 0]) ** 2 * variance[..., 0],
         'r_eff': np.exp(mean[..., 1]) ** 2 * variance[..., 1],
         'axis_ratio': variance[..., 2],
-        'position_angle': np.rad2deg(np.sqrt(var_pa)) ** 2,
+        'position_angle': var_pa_deg,
         'flux': flux ** 2 * variance[..., 5],
     }
 

@@ -69,12 +69,14 @@ def evaluate_structure(estimator, stamps, truth, *, n_samples=50, seed=0,
         and ``flux``, median absolute errors of ``axis_ratio`` and of
         ``position_angle`` (q < 0.7), and 68 % interval coverage of each
         output; ``coverage_all``; ``by_snr``: the same medians per S/N
-        bin; ``uncertainty``: median epistemic and aleatoric parts.
+        bin; the median epistemic and aleatoric parts of each ``_err``
+        (before calibration).
     """
     start = time.perf_counter()
     table = estimator.predict_stamps(stamps, psf_fwhm=truth['psf_fwhm'],
                                      n_samples=n_samples, seed=seed,
-                                     batch_size=batch_size)
+                                     batch_size=batch_size,
+                                     uncertainty_parts=True)
     seconds = time.perf_counter() - start
     errors = _errors(table, truth)
     snr = np.asarray(truth['snr'])
@@ -100,6 +102,16 @@ def evaluate_structure(estimator, stamps, truth, *, n_samples=50, seed=0,
                 table[f'{name}_err'].value)
             chosen = pa if name == 'position_angle' else select
             result[f'coverage_68_{name}'] = _mean(inside, chosen)
+        for name in _OUTPUTS:
+            chosen = pa if name == 'position_angle' else select
+            scale = (np.asarray(truth[name]) if name in ('sersic_n', 'r_eff',
+                                                        'flux') else 1.0)
+            for part in ('epistemic', 'aleatoric'):
+                key = f'median_{part}_err_{name}'
+                if name in ('sersic_n', 'r_eff', 'flux'):
+                    key = f'median_relative_{part}_err_{name}'
+                result[key] = _median(
+                    table[f'{name}_err_{part}'].value / scale, chosen)
         return result
 
     everything = np.ones(len(snr), bool)
