@@ -188,20 +188,32 @@ class MCDropoutEngine:
             return np.empty((0, n_draws, n_out), dtype=np.float32)
         return np.concatenate(outputs)
 
+    def _run(self, model, inputs, random=True):
+        """
+        One forward pass in inference mode, as a NumPy array.
+
+        ``predict_on_batch`` runs a compiled (traced) function, ~30 %
+        faster than an eager call on CPU. It is traced with the dropout
+        layers on, so the deterministic pass (dropout off) is eager.
+        """
+        if random or not self.dropout_layers:
+            return np.asarray(model.predict_on_batch(inputs))
+        return keras.ops.convert_to_numpy(model(inputs, training=False))
+
     def _draw_batch(self, batch, n_draws):
         size = len(batch[0])
+        random = all(layer.mc_enabled for layer in self.dropout_layers)
         if not self.split:
-            draws = [keras.ops.convert_to_numpy(self.model(batch,
-                                                           training=False))
+            draws = [self._run(self.model, batch, random)
                      for _ in range(n_draws)]
             return np.stack(draws, axis=1)
         trunk, trunk_index = self.trunk
-        features = trunk([batch[i] for i in trunk_index], training=False)
-        repeated = [keras.ops.repeat(features, n_draws, axis=0)]
-        repeated += [keras.ops.repeat(keras.ops.convert_to_tensor(batch[i]),
-                                      n_draws, axis=0)
+        features = np.asarray(trunk.predict_on_batch(
+            [batch[i] for i in trunk_index]))
+        repeated = [np.repeat(features, n_draws, axis=0)]
+        repeated += [np.repeat(batch[i], n_draws, axis=0)
                      for i in self.head_extra]
-        out = keras.ops.convert_to_numpy(self.head(repeated, training=False))
+        out = self._run(self.head, repeated, random)
         return out.reshape(size, n_draws, -1)
 
     def naive_sample(self, inputs, n_samples, *, seed):
@@ -209,13 +221,12 @@ class MCDropoutEngine:
         Reference implementation: ``n_samples`` full forward passes.
 
         Used by the tests (the same distribution) and the benchmark (the
-        speed-up); not by the estimators.
+        speed-up); not by the estimators. It runs the same compiled
+        forward pass as `sample`, so the benchmark compares like with like.
         """
         for number, layer in enumerate(self.dropout_layers):
             layer.reseed(seed + number)
-        draws = [keras.ops.convert_to_numpy(self.model(inputs,
-                                                       training=False))
-                 for _ in range(n_samples)]
+        draws = [self._run(self.model, inputs) for _ in range(n_samples)]
         return np.stack(draws, axis=1)
 
 
