@@ -253,7 +253,7 @@ class Estimator:
         units = self._output_units(image)
         columns, parts = summarize_draws(
             draws, aleatoric, units=units, periods=self._periods(),
-            error_scale=self._error_scale(), quantiles=quantiles,
+            error_scale=self._error_scale(context), quantiles=quantiles,
             predictive=predictive)
         if uncertainty_parts:
             for name in draws:
@@ -379,7 +379,8 @@ class Estimator:
     def _periods(self):
         return {}
 
-    def _error_scale(self):
+    def _error_scale(self, context):
+        """Calibration factor of each ``_err`` (scalar or per source)."""
         return {}
 
     def _leading_columns(self, image, sources):

@@ -47,7 +47,8 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
     periods : dict, optional
         Period of circular outputs (180 for a position angle in degrees).
     error_scale : dict, optional
-        Calibration factor of each ``_err`` (fitted on held-out data).
+        Calibration factor of each ``_err`` (fitted on held-out data): a
+        scalar or one value per source.
     quantiles : sequence of float, optional
         Quantiles of the predictive distribution, from ``predictive``.
     predictive : dict of `~numpy.ndarray`, optional
@@ -70,7 +71,8 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
         else:
             mean, epistemic = values.mean(-1), values.std(-1)
         aleatoric = np.sqrt(aleatoric_variance[name].mean(-1))
-        total = np.hypot(epistemic, aleatoric) * error_scale.get(name, 1.0)
+        scale = np.asarray(error_scale.get(name, 1.0), np.float64)
+        total = np.hypot(epistemic, aleatoric) * scale
         unit = units[name]
         columns[name] = u.Quantity(mean, unit)
         columns[f'{name}_err'] = u.Quantity(total, unit)
@@ -82,7 +84,7 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
                 sample = _unwrap_near(sample, mean, period)
             # The calibration that widens _err widens the quantiles too.
             sample = mean[:, None] + (sample - mean[:, None]) \
-                * error_scale.get(name, 1.0)
+                * np.reshape(scale, (-1, 1) if scale.ndim else ())
             with np.errstate(invalid='ignore'):
                 value = np.quantile(sample, quantile, axis=-1)
             if period:

@@ -167,8 +167,19 @@ class GalaxyStructure(Estimator):
     def _periods(self):
         return {'position_angle': 180.0}
 
-    def _error_scale(self):
-        return getattr(self, 'error_scale_', {})
+    def _error_scale(self, context):
+        """
+        Per-source calibration of ``_err``: one factor per output and bin
+        of the S/N estimated from the stamp (``error_scale_['snr_edges']``).
+        """
+        scales = getattr(self, 'error_scale_', {})
+        if not scales:
+            return {}
+        edges = np.asarray(scales['snr_edges'], np.float64)
+        index = np.clip(np.digitize(context['snr'], edges) - 1, 0,
+                        len(edges) - 2)
+        return {name: np.asarray(value)[index]
+                for name, value in scales.items() if name != 'snr_edges'}
 
     def _output_units(self, image):
         return {'sersic_n': u.dimensionless_unscaled,
