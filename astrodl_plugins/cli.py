@@ -72,6 +72,7 @@ def _train(args):
     train = getattr(import_module(module), name)
     estimator = train(n_train=args.n_train, seed=args.seed,
                       output=args.output, epochs=args.epochs,
+                      refine_epochs=args.refine_epochs,
                       cache_dir=args.cache_dir, overwrite=args.overwrite)
     metrics = estimator.card_['metrics']['snr_gt_50']
     print(f'Saved to {args.output}. Held-out metrics at S/N > 50:')
@@ -129,7 +130,10 @@ def _parser():
     train.add_argument('estimator')
     train.add_argument('--n-train', type=int, default=100_000)
     train.add_argument('--seed', type=int, default=1)
-    train.add_argument('--epochs', type=int, default=24)
+    train.add_argument('--epochs', type=int, default=24,
+                       help='stage-1 epochs (early stopping)')
+    train.add_argument('--refine-epochs', type=int, default=8,
+                       help='stage-2 epochs at a lower learning rate')
     train.add_argument('--output', required=True)
     train.add_argument('--cache-dir', default=None,
                        help='keep and reuse the simulated sets here')

@@ -188,7 +188,9 @@ def finish_galaxy_structure(estimator, validation, test, *, seed, command,
         },
         'training': {
             'epochs_run': len(history['loss']),
-            'best_epoch': int(np.argmin(history['val_loss'])) + 1,
+            'stage1_epochs': history.get('stage1_epochs',
+                                         len(history['loss'])),
+            'final_val_loss': float(history['val_loss'][-1]),
             'best_val_loss': float(np.min(history['val_loss'])),
             'seconds': training_seconds,
         },
@@ -203,6 +205,7 @@ def finish_galaxy_structure(estimator, validation, test, *, seed, command,
 
 def train_galaxy_structure(*, n_train=100_000, seed=1, output,
                            n_validation=12_000, n_test=10_000, epochs=24,
+                           refine_epochs=8, refine_learning_rate=3e-4,
                            cache_dir=None, overwrite=False, verbose=2):
     """
     Simulate, train, calibrate, evaluate and save galaxy-structure.
@@ -219,7 +222,15 @@ def train_galaxy_structure(*, n_train=100_000, seed=1, output,
     n_validation, n_test : int, optional
         Sizes of the validation and held-out test sets.
     epochs : int, optional
-        Maximum epochs (early stopping on the validation loss).
+        Maximum epochs of stage 1 (learning rate 1e-3, cosine decay, early
+        stopping with patience 5; the best weights are kept).
+    refine_epochs : int, optional
+        Epochs of stage 2, which continues from the best stage-1 weights
+        with a new cosine decay from ``refine_learning_rate`` (the
+        validation loss of stage 1 is noisy at its high learning rate, so
+        its early stopping can fire while the model still improves).
+    refine_learning_rate : float, optional
+        Initial learning rate of stage 2.
     cache_dir : path-like, optional
         Keep the simulated sets there and reuse them.
     overwrite : bool, optional
@@ -251,9 +262,19 @@ def train_galaxy_structure(*, n_train=100_000, seed=1, output,
     estimator = GalaxyStructure().fit(*train, validation_data=validation,
                                       epochs=epochs, seed=seed,
                                       verbose=verbose)
+    stage1 = estimator.history_
+    if refine_epochs:
+        estimator.fit(*train, validation_data=validation,
+                      epochs=refine_epochs,
+                      learning_rate=refine_learning_rate,
+                      patience=refine_epochs, seed=seed, verbose=verbose)
+        estimator.history_ = {key: stage1[key] + estimator.history_[key]
+                              for key in stage1}
+        estimator.history_['stage1_epochs'] = len(stage1['loss'])
     seconds = time.perf_counter() - start
     command = (f'astrodl train galaxy-structure --n-train {n_train} '
-               f'--seed {seed} --epochs {epochs} --output DIR')
+               f'--seed {seed} --epochs {epochs} --refine-epochs '
+               f'{refine_epochs} --output DIR')
     return finish_galaxy_structure(
         estimator, validation, test, seed=seed, command=command,
         n_train=n_train, output=output, overwrite=overwrite,

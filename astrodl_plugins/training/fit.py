@@ -102,8 +102,9 @@ def plot_history(history, path, title=''):
     axes.plot(epochs, history['loss'], label='training')
     if 'val_loss' in history:
         axes.plot(epochs, history['val_loss'], label='validation')
-        best = int(np.argmin(history['val_loss']))
-        axes.axvline(best + 1, color='0.6', ls=':', label='kept (best)')
+    if 'stage1_epochs' in history:
+        axes.axvline(history['stage1_epochs'] + 0.5, color='0.6', ls=':',
+                     label='stage 2 starts (best stage-1 weights)')
     axes.set_xlabel('epoch')
     axes.set_ylabel('loss')
     axes.set_title(title)

@@ -150,17 +150,21 @@ class TestTrainingRecipe:
     def test_tiny_run_writes_a_loadable_preset(self, tmp_path):
         estimator = train_galaxy_structure(
             n_train=128, seed=5, output=tmp_path / 'model', n_validation=32,
-            n_test=32, epochs=1, verbose=0)
+            n_test=32, epochs=1, refine_epochs=1, verbose=0)
         card = estimator.card_
         assert card['seed'] == 5
-        assert set(card['error_scale']) == {'sersic_n', 'r_eff', 'axis_ratio',
-                                            'position_angle', 'flux'}
+        assert len(estimator.history_['loss']) == 2  # stage 1 + stage 2
+        assert card['training']['stage1_epochs'] == 1
+        assert set(card['error_scale']) == {
+            'snr_edges', 'sersic_n', 'r_eff', 'axis_ratio', 'position_angle',
+            'flux'}
         assert (tmp_path / 'model' / 'history.png').exists()
         loaded = GalaxyStructure.from_preset(tmp_path / 'model')
         assert loaded.card_['metrics']['n_test'] == 32
         with pytest.raises(FileExistsError, match='overwrite'):
             train_galaxy_structure(n_train=8, seed=5,
-                                   output=tmp_path / 'model', epochs=1)
+                                   output=tmp_path / 'model', epochs=1,
+                                   refine_epochs=0)
 
 
 class TestDocumentedContract:
