@@ -204,7 +204,7 @@ class GalaxyStructure(Estimator):
             * np.asarray(self.target_std_) ** 2
         norm = context['norm']
         draws = net.decode_samples(mean, variance, norm)
-        context['pixel_draws'] = draws
+        context['pixel_draws'] = dict(draws)  # before any unit change
         aleatoric = net.aleatoric_variances(mean, variance, norm)
         predictive = net.decode_samples(mean, variance, norm, rng)
         image = context['image']

@@ -87,6 +87,8 @@ class TestShippedModel:
         assert np.median(np.abs(delta)) < 8
         ratio = (table['r_eff'] / galaxies['r_eff_arcsec']).decompose()
         assert abs(np.median(ratio) - 1) < 0.1
+        # In-range galaxies are not flagged out of range in arcsec either.
+        assert np.mean(table['flag'] & 4 == 0) > 0.8
 
     def test_regions(self, shipped):
         from astrodl_plugins.datasets import load_sample_field
