@@ -203,18 +203,24 @@ def _plot(ccd, table, samples, matched, path):
         ax = figure.add_subplot(grid[spot])
         values = samples[name][row]
         ax.hist(values.value, bins=15, color='tab:blue', alpha=0.8)
-        ax.axvline(table[name][row].value, color='k', lw=1.5,
-                   label='MC mean')
+        mean, err = table[name][row].value, table[f'{name}_err'][row].value
+        ax.axvspan(mean - err, mean + err, color='0.85', zorder=0,
+                   label='mean +/- _err')
+        ax.axvline(mean, color='k', lw=1.5, label='MC mean')
         if len(truth):
             ax.axvline(truth[f'true_{name}'][0].value, color='tab:red',
                        ls='--', lw=1.5, label='truth')
         ax.set_xlabel(f'{name} [{values.unit}]' if str(values.unit)
                       else name)
         ax.set_yticks([])
-    ax.legend(fontsize=8)
     text = figure.add_subplot(grid[1:, 3])
     text.axis('off')
+    text.legend(*ax.get_legend_handles_labels(), loc='lower left',
+                fontsize=9)
     text.text(0.0, 0.9, f'MC-dropout draws of label {label}\n'
-              f'(the brightest galaxy), {len(values)} samples.\n'
+              f'(the brightest galaxy), {len(values)} samples:\n'
+              'the epistemic part. Grey band: _err,\n'
+              'which adds the predicted noise\n'
+              '(aleatoric) and is calibrated.\n'
               'Black: MC mean. Red: truth.', va='top', fontsize=9)
     figure.savefig(path, dpi=100)
