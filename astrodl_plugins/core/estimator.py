@@ -51,17 +51,16 @@ class Estimator:
     output_names = ()
     #: Square stamp side in pixels.
     stamp_size = 64
-    #: Extra table meta (conventions), merged into every table.
-    conventions = {}
 
     # -- parameters and config (scikit-learn / keras-hub habits) ---------
 
     @classmethod
     def _param_names(cls):
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                 inspect.Parameter.KEYWORD_ONLY)
         signature = inspect.signature(cls.__init__)
         return [p.name for p in signature.parameters.values()
-                if p.name != 'self' and p.kind == p.KEYWORD_ONLY
-                or p.kind == p.POSITIONAL_OR_KEYWORD and p.name != 'self']
+                if p.name != 'self' and p.kind in kinds]
 
     def get_params(self, deep=True):
         """Constructor parameters, as a dict."""
@@ -417,7 +416,6 @@ class Estimator:
             'date_predicted': time.strftime('%Y-%m-%dT%H:%M:%S'),
             'flags': dict(FLAGS),
         }
-        meta.update(self.conventions)
         return meta
 
 
