@@ -19,6 +19,7 @@ telescope through its WCS. Conventions, shared with the estimator:
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -197,9 +198,13 @@ def simulate_galaxy_stamps(n_stamps, *, seed, stamp_size=64, ranges=None,
             for i, start in enumerate(starts)]
     n_processes = n_processes or os.cpu_count() or 1
     if n_processes > 1 and len(jobs) > 1:
-        # Not 'fork': forking a process that has loaded TensorFlow (whose
-        # threads hold locks) can deadlock the children.
-        context = multiprocessing.get_context('forkserver')
+        # Forking a process that has loaded TensorFlow (whose threads hold
+        # locks) can deadlock the children: then start them from a fork
+        # server instead (which, like 'spawn', re-imports the main module).
+        threaded = any(name in sys.modules
+                       for name in ('tensorflow', 'torch', 'jax'))
+        context = multiprocessing.get_context('forkserver' if threaded
+                                              else 'fork')
         with ProcessPoolExecutor(min(n_processes, len(jobs)),
                                  mp_context=context) as pool:
             results = list(pool.map(_draw_chunk, jobs))

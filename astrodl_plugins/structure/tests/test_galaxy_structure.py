@@ -66,7 +66,7 @@ class TestShippedModel:
         a = shipped.predict_stamps(images[rows], psf_fwhm=psf, n_samples=0)
         turned = np.rot90(images[rows], k=1, axes=(1, 2))
         b = shipped.predict_stamps(turned, psf_fwhm=psf, n_samples=0)
-        assert np.median(np.abs(np.log(b['r_eff'] / a['r_eff']))) < 0.05
+        assert np.median(np.abs(np.log(b['r_eff'] / a['r_eff']))) < 0.07
         delta = (b['position_angle'] - a['position_angle']).value % 180
         assert np.median(np.abs(delta - 90)) < 6
 
