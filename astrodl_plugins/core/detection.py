@@ -15,6 +15,10 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
     """
     Subtract a `~photutils.background.Background2D` and detect sources.
 
+    The background is estimated twice: the second time with the dilated
+    sources of a first detection masked, so that galaxy wings do not bias
+    it.
+
     Parameters
     ----------
     ccd : `~astropy.nddata.CCDData`
@@ -47,20 +51,31 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
     mask = None if ccd.mask is None else np.asarray(ccd.mask, bool)
     bad = ~np.isfinite(ccd.data)
     mask = bad if mask is None else (mask | bad)
-    background = Background2D(ccd.data, box_size, mask=mask,
-                              filter_size=(3, 3),
-                              bkg_estimator=MedianBackground())
-    data = np.where(mask, np.nan, ccd.data - background.background)
-    subtracted = CCDData(data, unit=ccd.unit, mask=mask, wcs=ccd.wcs,
-                         uncertainty=ccd.uncertainty, meta=dict(ccd.meta))
     size = 2 * int(round(1.5 * kernel_fwhm)) + 1
     kernel = make_2dgaussian_kernel(kernel_fwhm, size=size)
-    with warnings.catch_warnings():
-        # NaN (masked) pixels are interpolated by convolve; that is wanted.
-        warnings.simplefilter('ignore')
-        convolved = convolve(np.where(mask, np.nan, data), kernel)
-    segm = detect_sources(convolved, n_sigma * background.background_rms,
-                          n_pixels, mask=mask)
+
+    def subtract_and_detect(background_mask):
+        background = Background2D(ccd.data, box_size, mask=background_mask,
+                                  filter_size=(3, 3),
+                                  bkg_estimator=MedianBackground())
+        data = np.where(mask, np.nan, ccd.data - background.background)
+        with warnings.catch_warnings():
+            # NaN (masked) pixels are interpolated by convolve: wanted.
+            warnings.simplefilter('ignore')
+            convolved = convolve(data, kernel)
+        segm = detect_sources(convolved, n_sigma * background.background_rms,
+                              n_pixels, mask=mask)
+        return data, convolved, segm
+
+    data, convolved, segm = subtract_and_detect(mask)
+    if segm is not None:
+        # Galaxy wings bias an unmasked background high, which shrinks
+        # the measured sizes and fluxes: mask the (dilated) sources and
+        # estimate the background again.
+        sources = segm.make_source_mask(size=2 * int(box_size // 6) + 1)
+        data, convolved, segm = subtract_and_detect(mask | sources)
+    subtracted = CCDData(data, unit=ccd.unit, mask=mask, wcs=ccd.wcs,
+                         uncertainty=ccd.uncertainty, meta=dict(ccd.meta))
     if segm is None:
         return subtracted, None, None
     catalog = SourceCatalog(np.where(mask, 0.0, data), segm,
