@@ -12,11 +12,9 @@ from astropy.wcs import WCS
 from photutils.segmentation import SegmentationImage, SourceCatalog
 
 from astrodl_plugins.core.device import available_gpus
+from astrodl_plugins.core.tests.helpers import tiny_estimator
 from astrodl_plugins.exceptions import DeviceNotAvailableError
-from astrodl_plugins.structure import GalaxyStructure
-from astrodl_plugins.structure._network import build_network
 
-STAMP = 32
 SHAPE = (80, 100)
 #: Pixel x, y of the sources; stamps of 32 pixels stay inside the image.
 CENTERS = np.array([(30.0, 30.0), (70.0, 50.0), (24.0, 60.0)])
@@ -25,17 +23,6 @@ OUTPUTS = ('sersic_n', 'r_eff', 'axis_ratio', 'position_angle', 'flux')
 KWARGS = dict(n_samples=6, seed=3)
 
 
-def tiny_estimator(seed=0):
-    """An untrained, tiny GalaxyStructure (no shipped weights needed)."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    estimator = GalaxyStructure(stamp_size=STAMP, widths=(4, 4, 4), dense=8)
-    estimator.model_ = build_network(STAMP, (4, 4, 4), 8, 0.1)
-    estimator.target_mean_ = [0.0] * 6
-    estimator.target_std_ = [1.0] * 6
-    estimator.error_scale_ = {}
-    return estimator
 
 
 def make_wcs(scale_arcsec=0.2):
