@@ -86,7 +86,7 @@ def load_inputs(n_stamps, seed):
     from astrodl_plugins.structure._network import psf_feature, stamp_features
 
     images, truth = simulate_galaxy_stamps(n_stamps, seed=seed)
-    features, _ = stamp_features(images)
+    features, _, _ = stamp_features(images)
     return [features, psf_feature(np.asarray(truth['psf_fwhm']))]
 
 

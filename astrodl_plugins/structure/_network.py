@@ -46,8 +46,10 @@ def stamp_scales(stamps):
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)
-            med = np.nanmedian(border, axis=1, keepdims=True)
-            sigma = 1.4826 * np.nanmedian(np.abs(border - med), axis=1)
+            # np.median is vectorized; nanmedian loops over rows with NaN.
+            median = np.median if np.isfinite(border).all() else np.nanmedian
+            med = median(border, axis=1, keepdims=True)
+            sigma = 1.4826 * median(np.abs(border - med), axis=1)
             cy, cx = ny // 2, nx // 2
             core = stamps[:, cy - _CORE - 1:cy + _CORE + 1,
                           cx - _CORE - 1:cx + _CORE + 1]
@@ -76,20 +78,24 @@ def stamp_features(stamps, chunk=8192):
         Shape ``(n, ny, nx, 2)``, float32.
     norm : `~numpy.ndarray`
         The normalisation of each stamp (flux unit of the input).
+    sigma : `~numpy.ndarray`
+        The noise of each stamp (MAD of its outer frame).
     """
     stamps = np.asarray(stamps, dtype=np.float32)
     n = len(stamps)
     features = np.empty(stamps.shape + (2,), np.float32)
     norms = np.empty(n, np.float32)
+    sigmas = np.empty(n, np.float32)
     for start in range(0, n, chunk):
         part = stamps[start:start + chunk]
         sigma, norm = stamp_scales(part)
+        sigmas[start:start + chunk] = sigma
         part = np.nan_to_num(part, nan=0.0, posinf=0.0, neginf=0.0)
         features[start:start + chunk, ..., 0] = part / norm[:, None, None]
         features[start:start + chunk, ..., 1] = np.arcsinh(
             part / sigma[:, None, None]) / 10.0
         norms[start:start + chunk] = norm
-    return features, norms
+    return features, norms, sigmas
 
 
 def psf_feature(psf_fwhm):

@@ -13,7 +13,7 @@ __all__ = []
 
 def prepare_inputs(images, truth, psf_fwhm):
     """Network inputs and raw targets of labelled stamps."""
-    features, norm = stamp_features(images)
+    features, norm, _ = stamp_features(images)
     raw = encode_targets(truth, norm)
     return [features, psf_feature(psf_fwhm)], raw
 

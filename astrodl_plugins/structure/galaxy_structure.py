@@ -191,7 +191,9 @@ class GalaxyStructure(Estimator):
 
     def _prepare(self, stamps, errors, image, sources, usable, psf_fwhm=None):
         psf = self._resolve_psf(psf_fwhm, image, len(usable))[usable]
-        features, norm = net.stamp_features(stamps)
+        features, norm, sigma = net.stamp_features(stamps)
+        if errors is None:
+            errors = sigma[:, None, None]
         return {'inputs': [features, net.psf_feature(psf)], 'norm': norm,
                 'psf': psf, 'snr': _snr(stamps, errors), 'image': image,
                 'x': sources.x[usable], 'y': sources.y[usable]}
