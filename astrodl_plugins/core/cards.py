@@ -55,13 +55,35 @@ def render_model_card(config, image=None):
                          ('Conventions', 'conventions'),
                          ('Training run', 'training'),
                          ('Uncertainty calibration (scale of _err)',
-                          'error_scale')):
+                          'error_scale'),
+                         ('Uncertainty calibration with tta=True',
+                          'error_scale_tta')):
         if key in card:
             lines += [heading, '-' * len(heading), '']
             lines += _table(_rows(card[key])) + ['']
-    metrics = card.get('metrics', {})
+    lines += _metrics_section(card.get('metrics', {}), 'Held-out metrics')
+    lines += _metrics_section(
+        card.get('metrics_tta', {}),
+        'Held-out metrics with tta=True (8 rotations/flips per stamp)')
+    if image:
+        lines += ['Training history', '----------------', '',
+                  f'.. image:: {image}', '   :width: 400px', '']
+    return '\n'.join(lines)
+
+
+def shipped_cards():
+    """``(name, config, directory)`` of every shipped preset."""
+    out = []
+    for manifest in sorted(MODELS_DIR.glob('*/manifest.json')):
+        directory = manifest.parent
+        config = json.loads((directory / 'config.json').read_text())
+        out.append((directory.name, config, directory))
+    return out
+
+
+def _metrics_section(metrics, heading):
+    lines = []
     if metrics:
-        heading = 'Held-out metrics'
         lines += [heading, '-' * len(heading), '',
                   f"Held-out simulated test set of {metrics.get('n_test')} "
                   f"stamps, {metrics.get('n_samples')} MC-dropout samples; "
@@ -82,17 +104,4 @@ def render_model_card(config, image=None):
                       + ', '.join(f'"{h}"' for h in header), '']
             lines += ['   ' + ', '.join(f'"{c}"' for c in row)
                       for row in rows] + ['']
-    if image:
-        lines += ['Training history', '----------------', '',
-                  f'.. image:: {image}', '   :width: 400px', '']
-    return '\n'.join(lines)
-
-
-def shipped_cards():
-    """``(name, config, directory)`` of every shipped preset."""
-    out = []
-    for manifest in sorted(MODELS_DIR.glob('*/manifest.json')):
-        directory = manifest.parent
-        config = json.loads((directory / 'config.json').read_text())
-        out.append((directory.name, config, directory))
-    return out
+    return lines

@@ -6,11 +6,14 @@ from astropy import units as u
 
 from ..core.estimator import Estimator
 from ..simulate.stamps import GALAXY_STRUCTURE_RANGES
+from ..training.augment import apply_dihedral
 from . import _network as net
 
 __all__ = ['GalaxyStructure', 'structure_regions']
 
 _R_EFF_DOC = 'half-light radius along the semi-major axis'
+#: The eight rotations (quarter turns) and flips of a square stamp.
+_DIHEDRAL = tuple((k, flip) for k in range(4) for flip in (False, True))
 
 
 class GalaxyStructure(Estimator):
@@ -138,6 +141,7 @@ class GalaxyStructure(Estimator):
             self.model_ = net.build_network(self.stamp_size, self.widths,
                                             self.dense, self.dropout)
             self.error_scale_ = {}
+            self.error_scale_tta_ = {}
             self.model_sha256_ = None
         self._freeze(freeze)
         self.history_ = fit_structure_network(
@@ -157,12 +161,14 @@ class GalaxyStructure(Estimator):
     def _get_state(self):
         return {'target_mean': list(self.target_mean_),
                 'target_std': list(self.target_std_),
-                'error_scale': dict(getattr(self, 'error_scale_', {}))}
+                'error_scale': dict(getattr(self, 'error_scale_', {})),
+                'error_scale_tta': dict(getattr(self, 'error_scale_tta_', {}))}
 
     def _set_state(self, state):
         self.target_mean_ = state['target_mean']
         self.target_std_ = state['target_std']
         self.error_scale_ = state.get('error_scale', {})
+        self.error_scale_tta_ = state.get('error_scale_tta', {})
 
     def _periods(self):
         return {'position_angle': 180.0}
@@ -172,7 +178,8 @@ class GalaxyStructure(Estimator):
         Per-source calibration of ``_err``: one factor per output and bin
         of the S/N estimated from the stamp (``error_scale_['snr_edges']``).
         """
-        scales = getattr(self, 'error_scale_', {})
+        scales = getattr(self, 'error_scale_tta_' if context['tta']
+                         else 'error_scale_', {})
         if not scales:
             return {}
         edges = np.asarray(scales['snr_edges'], np.float64)
@@ -189,12 +196,25 @@ class GalaxyStructure(Estimator):
                 'position_angle': u.deg,
                 'flux': image.unit or u.dimensionless_unscaled}
 
-    def _prepare(self, stamps, errors, image, sources, usable, psf_fwhm=None):
+    def _prepare(self, stamps, errors, image, sources, usable, psf_fwhm=None,
+                 tta=False):
+        """
+        Network inputs. ``psf_fwhm`` (pixels or an angle; default
+        ``data.meta['PSF_FWHM']``) is required. ``tta=True`` (test-time
+        augmentation) also feeds the seven other rotations and flips of
+        each stamp; their draws are mapped back and pooled, so each output
+        has ``8 * n_samples`` draws (8 times the trunk's cost).
+        """
         psf = self._resolve_psf(psf_fwhm, image, len(usable))[usable]
         features, norm, sigma = net.stamp_features(stamps)
         if errors is None:
             errors = sigma[:, None, None]
-        return {'inputs': [features, net.psf_feature(psf)], 'norm': norm,
+        psf_input = net.psf_feature(psf)
+        if tta:
+            features = np.concatenate([apply_dihedral(features, k, flip)
+                                       for k, flip in _DIHEDRAL])
+            psf_input = np.tile(psf_input, (len(_DIHEDRAL), 1))
+        return {'inputs': [features, psf_input], 'norm': norm, 'tta': tta,
                 'psf': psf, 'snr': _snr(stamps, errors), 'image': image,
                 'x': sources.x[usable], 'y': sources.y[usable]}
 
@@ -204,6 +224,8 @@ class GalaxyStructure(Estimator):
             + np.asarray(self.target_mean_)
         variance = np.exp(np.clip(raw[..., k:], -12, 8)) \
             * np.asarray(self.target_std_) ** 2
+        if context['tta']:
+            mean, variance = _pool_orientations(mean, variance)
         norm = context['norm']
         draws = net.decode_samples(mean, variance, norm)
         context['pixel_draws'] = dict(draws)  # before any unit change
@@ -309,6 +331,26 @@ class GalaxyStructure(Estimator):
         for layer in self.model_.layers:
             if any(layer.name.startswith(p) for p in prefixes):
                 layer.trainable = False
+
+
+def _pool_orientations(mean, variance):
+    """
+    ``(8 n, T, k)`` draws of the 8 orientations -> ``(n, 8 T, k)`` draws
+    in the original frame (the target transforms are sign flips, their own
+    inverse).
+    """
+    n_orient = len(_DIHEDRAL)
+    total, n_draws, k = mean.shape
+    n = total // n_orient
+    turns = np.repeat([d[0] for d in _DIHEDRAL], n * n_draws)
+    flips = np.repeat([d[1] for d in _DIHEDRAL], n * n_draws)
+    mean = net.dihedral_targets(mean.reshape(-1, k), turns, flips)
+
+    def pooled(values):
+        values = values.reshape(n_orient, n, n_draws, k)
+        return values.transpose(1, 0, 2, 3).reshape(n, n_orient * n_draws, k)
+
+    return pooled(mean), pooled(variance)
 
 
 def _celestial(wcs):

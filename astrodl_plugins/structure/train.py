@@ -37,7 +37,7 @@ def _errors(table, truth):
 
 
 def calibrate_errors(estimator, stamps, truth, *, n_samples=50, seed=0,
-                     batch_size=256):
+                     batch_size=256, tta=False):
     """
     Fit scales so that ``|error| <= _err`` for 68.27 % of sources.
 
@@ -45,15 +45,17 @@ def calibrate_errors(estimator, stamps, truth, *, n_samples=50, seed=0,
     (the network's own variance is too wide at high S/N and too narrow at
     low S/N without it).
 
-    Sets ``estimator.error_scale_`` from a held-out (validation) set and
-    returns the scales.
+    Sets ``estimator.error_scale_`` (``error_scale_tta_`` with
+    ``tta=True``, for test-time augmentation) from a held-out (validation)
+    set and returns the scales.
     """
     from .galaxy_structure import _snr
 
-    estimator.error_scale_ = {}
+    attribute = 'error_scale_tta_' if tta else 'error_scale_'
+    setattr(estimator, attribute, {})
     table = estimator.predict_stamps(stamps, psf_fwhm=truth['psf_fwhm'],
                                      n_samples=n_samples, seed=seed,
-                                     batch_size=batch_size)
+                                     batch_size=batch_size, tta=tta)
     errors = _errors(table, truth)
     # The S/N the estimator will see: estimated from the stamp, not truth.
     snr_bin = np.digitize(_snr(np.asarray(stamps, np.float32), None),
@@ -68,12 +70,12 @@ def calibrate_errors(estimator, stamps, truth, *, n_samples=50, seed=0,
             float(np.nanquantile(z[(snr_bin == i) & ~round_shape], _COVERAGE))
             if np.sum((snr_bin == i) & ~round_shape) >= 20 else 1.0
             for i in range(len(_CALIBRATION_EDGES) - 1)]
-    estimator.error_scale_ = scales
+    setattr(estimator, attribute, scales)
     return scales
 
 
 def evaluate_structure(estimator, stamps, truth, *, n_samples=50, seed=0,
-                       batch_size=256):
+                       batch_size=256, tta=False):
     """
     Held-out metrics of a galaxy-structure estimator on simulated stamps.
 
@@ -91,7 +93,7 @@ def evaluate_structure(estimator, stamps, truth, *, n_samples=50, seed=0,
     table = estimator.predict_stamps(stamps, psf_fwhm=truth['psf_fwhm'],
                                      n_samples=n_samples, seed=seed,
                                      batch_size=batch_size,
-                                     uncertainty_parts=True)
+                                     uncertainty_parts=True, tta=tta)
     seconds = time.perf_counter() - start
     errors = _errors(table, truth)
     snr = np.asarray(truth['snr'])
@@ -162,7 +164,11 @@ def finish_galaxy_structure(estimator, validation, test, *, seed, command,
     from ..training.fit import plot_history
 
     scales = calibrate_errors(estimator, *validation, seed=seed)
+    scales_tta = calibrate_errors(estimator, *validation, seed=seed,
+                                  n_samples=10, tta=True)
     metrics = evaluate_structure(estimator, *test, seed=seed)
+    metrics_tta = evaluate_structure(estimator, *test, seed=seed,
+                                     n_samples=10, tta=True)
     history = estimator.history_
     estimator.card_ = {
         'title': 'galaxy-structure',
@@ -195,7 +201,9 @@ def finish_galaxy_structure(estimator, validation, test, *, seed, command,
             'seconds': training_seconds,
         },
         'error_scale': scales,
+        'error_scale_tta': scales_tta,
         'metrics': metrics,
+        'metrics_tta': metrics_tta,
     }
     directory = estimator.save(output, overwrite=overwrite)
     plot_history(history, Path(directory) / 'history.png',

@@ -176,3 +176,30 @@ class TestDocumentedContract:
                          'flux': [100.0]})
         with pytest.raises(ValueError, match='psf_fwhm'):
             GalaxyStructure()._label_psf(labels, None, 1)
+
+
+class TestTestTimeAugmentation:
+    def test_tta_is_rotation_invariant_and_pools_draws(self, shipped,
+                                                       bright_set):
+        images, truth = bright_set
+        rows = np.flatnonzero(np.asarray(truth['axis_ratio']) < 0.6)[:10]
+        psf = truth['psf_fwhm'][rows]
+        a, draws = shipped.predict_stamps(images[rows], psf_fwhm=psf,
+                                          n_samples=3, seed=1, tta=True,
+                                          return_samples=True)
+        assert draws['r_eff'].shape == (10, 24)  # 8 orientations x 3
+        # A quarter turn permutes the 8 orientations: with dropout off the
+        # pooled result is the same, and the angle turns by 90 deg.
+        a = shipped.predict_stamps(images[rows], psf_fwhm=psf, n_samples=0,
+                                   tta=True)
+        turned = np.rot90(images[rows], k=1, axes=(1, 2))
+        b = shipped.predict_stamps(turned, psf_fwhm=psf, n_samples=0,
+                                   tta=True)
+        assert np.allclose(a['r_eff'], b['r_eff'], rtol=1e-3)
+        delta = (b['position_angle'] - a['position_angle']).value % 180
+        assert np.allclose(delta, 90, atol=0.1)
+
+    def test_tta_calibration_is_shipped(self, shipped):
+        assert shipped.error_scale_tta_['snr_edges'] == \
+            shipped.error_scale_['snr_edges']
+        assert 'metrics_tta' in shipped.card_
