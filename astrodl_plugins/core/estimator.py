@@ -10,7 +10,7 @@ import numpy as np
 from ..exceptions import NotFittedError
 from . import store
 from .inputs import FLAGS, cut_stamps, locate_sources, read_image
-from .table import build_table, empty_like_columns, summarize_draws
+from .table import build_table, summarize_draws
 
 __all__ = ['Estimator']
 
@@ -260,13 +260,12 @@ class Estimator:
                     columns[f'{name}_err_{part}'] = (
                         parts[f'{name}_{part}'] * units[name])
         flags[usable] |= self._range_flags(draws, context)
-        full = empty_like_columns(columns, {key: value.unit for key, value
-                                            in columns.items()}, len(flags))
-        for key, value in columns.items():
-            full[key][usable] = value
+        # Unusable sources get NaN rows (flag 8), never an exception.
+        columns = {key: _expand(value.value, usable, value.unit)
+                   for key, value in columns.items()}
         draws = {key: _expand(value, usable, units[key])
                  for key, value in draws.items()}
-        return full, flags, draws
+        return columns, flags, draws
 
     def save(self, directory, *, overwrite=False):
         """
@@ -420,6 +419,7 @@ class Estimator:
 
 
 def _expand(values, usable, unit):
+    """Rows of the usable sources -> all sources, NaN for the others."""
     out = np.full((len(usable),) + values.shape[1:], np.nan)
     out[usable] = values
     return out * unit

@@ -93,12 +93,6 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
     return columns, parts
 
 
-def empty_like_columns(names, units, n):
-    """NaN columns (used when nothing could be measured)."""
-    return {name: u.Quantity(np.full(n, np.nan), units.get(name))
-            for name in names}
-
-
 def build_table(leading, columns, flag, meta):
     """Assemble the output QTable: leading columns, outputs, ``flag``."""
     table = QTable(meta=meta)

@@ -240,6 +240,18 @@ class TestBadPixels:
             for name in OUTPUTS:
                 assert np.isfinite(table[name][row]), name
 
+    def test_every_source_unusable(self, estimator):
+        data = image_data()
+        for x, y in CENTERS.astype(int):
+            data[y - 6:y + 7, x - 6:x + 7] = np.nan
+        table = estimator.predict(make_ccd(data=data), positions=CENTERS,
+                                  **KWARGS)
+        assert len(table) == len(CENTERS)
+        assert np.all(table['flag'] & 8)
+        for name in OUTPUTS:
+            assert np.all(np.isnan(table[name])), name
+            assert np.all(np.isnan(table[f'{name}_err'])), name
+
     def test_small_mask_is_flagged_but_measured(self, estimator):
         ccd = make_ccd()
         x, y = CENTERS[0].astype(int)
