@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 __all__ = ['main']
 
 
@@ -26,9 +28,19 @@ def _list(args):
     list_estimators().pprint(max_width=-1, max_lines=-1)
 
 
+def _read_ccd(path, unit):
+    from astropy.nddata import CCDData
+
+    try:
+        return CCDData.read(path, unit=unit)
+    except ValueError as exc:
+        msg = (f'{path}: {exc}. Pass --unit (e.g. --unit electron) '
+               'when the header has no BUNIT')
+        raise ValueError(msg) from None
+
+
 def _predict(args):
     from astropy import units as u
-    from astropy.nddata import CCDData
 
     from . import get_estimator
     from .core.detection import subtract_background_and_detect
@@ -37,47 +49,90 @@ def _predict(args):
         msg = f'{args.output!r} exists; pass --overwrite to replace it'
         raise FileExistsError(msg)
     unit = u.Unit(args.unit) if args.unit else None
-    try:
-        ccd = CCDData.read(args.image, unit=unit)
-    except ValueError as exc:
-        msg = (f'{args.image}: {exc}. Pass --unit (e.g. --unit electron) '
-               'when the header has no BUNIT')
-        raise ValueError(msg) from None
-    subtracted, segm, _ = subtract_background_and_detect(
-        ccd, n_sigma=args.n_sigma, n_pixels=args.n_pixels)
+    estimator = get_estimator(args.estimator)
+    multiband = hasattr(estimator, 'classes')
+    if len(args.image) > 1 and not multiband:
+        msg = (f'{args.estimator} measures one image; got '
+               f'{len(args.image)}')
+        raise ValueError(msg)
+    ccds = [_read_ccd(path, unit) for path in args.image]
+    kwargs = {}
+    if args.bands:
+        if not multiband:
+            msg = f'--bands is for the classifiers, not {args.estimator}'
+            raise ValueError(msg)
+        kwargs['bands'] = tuple(args.bands)
+    # Detect on the reference band (r when given), subtract every band.
+    reference = 0
+    if args.bands and 'r' in args.bands:
+        reference = list(args.bands).index('r')
+    subtracted = []
+    segm = None
+    for index, ccd in enumerate(ccds):
+        data, band_segm, _ = subtract_background_and_detect(
+            ccd, n_sigma=args.n_sigma, n_pixels=args.n_pixels,
+            deblend=args.deblend)
+        subtracted.append(data)
+        if index == reference:
+            segm = band_segm
     if segm is None:
         print('No sources detected; nothing written.')
         return
-    estimator = get_estimator(args.estimator)
-    kwargs = {}
     if args.psf_fwhm is not None:
         kwargs['psf_fwhm'] = args.psf_fwhm
-    table = estimator.predict(subtracted, segmentation_image=segm,
+    data = subtracted if multiband else subtracted[0]
+    table = estimator.predict(data, segmentation_image=segm,
                               n_samples=args.n_samples, seed=args.seed,
                               progress_bar=True, **kwargs)
     table.write(args.output, overwrite=args.overwrite)
     print(f'{len(table)} sources measured; wrote {args.output}')
+    if multiband:
+        names, counts = np.unique(np.asarray(table['class']),
+                                  return_counts=True)
+        print('classes: ' + ', '.join(f'{n or "(unusable)"} {c}'
+                                      for n, c in zip(names, counts)))
+
+
+_TRAINERS = {
+    'galaxy-structure': 'astrodl_plugins.structure.train:'
+                        'train_galaxy_structure',
+    'star-galaxy': 'astrodl_plugins.classification.train:train_star_galaxy',
+    'galaxy-morphology': 'astrodl_plugins.classification.train:'
+                         'train_galaxy_morphology',
+}
 
 
 def _train(args):
-    trainers = {'galaxy-structure': 'astrodl_plugins.structure.train:'
-                                    'train_galaxy_structure'}
-    if args.estimator not in trainers:
+    if args.estimator not in _TRAINERS:
         msg = (f'no training recipe for {args.estimator!r}; available: '
-               f'{sorted(trainers)}')
+               f'{sorted(_TRAINERS)}')
         raise ValueError(msg)
     from importlib import import_module
 
-    module, _, name = trainers[args.estimator].partition(':')
+    module, _, name = _TRAINERS[args.estimator].partition(':')
     train = getattr(import_module(module), name)
-    estimator = train(n_train=args.n_train, seed=args.seed,
-                      output=args.output, epochs=args.epochs,
-                      refine_epochs=args.refine_epochs,
-                      cache_dir=args.cache_dir, overwrite=args.overwrite)
-    metrics = estimator.card_['metrics']['snr_gt_50']
-    print(f'Saved to {args.output}. Held-out metrics at S/N > 50:')
-    for key, value in metrics.items():
-        print(f'  {key}: {value:.4g}')
+    kwargs = {'seed': args.seed, 'output': args.output,
+              'cache_dir': args.cache_dir, 'overwrite': args.overwrite}
+    if args.n_train is not None:
+        kwargs['n_train'] = args.n_train
+    if args.epochs is not None:
+        kwargs['epochs'] = args.epochs
+    if args.estimator == 'galaxy-structure':
+        if args.refine_epochs is not None:
+            kwargs['refine_epochs'] = args.refine_epochs
+    estimator = train(**kwargs)
+    print(f'Saved to {args.output}.')
+    metrics = estimator.card_['metrics']
+    if 'snr_gt_50' in metrics:
+        print('Held-out metrics at S/N > 50:')
+        for key, value in metrics['snr_gt_50'].items():
+            print(f'  {key}: {value:.4g}')
+    for table in estimator.card_.get('tables', [])[:1]:
+        print(table['title'] + ':')
+        print('  ' + ' | '.join(table['header']))
+        for row in table['rows']:
+            print('  ' + ' | '.join(f'{v:.4g}' if isinstance(v, float)
+                                    else str(v) for v in row))
 
 
 def _make_sample_field(args):
@@ -111,7 +166,13 @@ def _parser():
     predict = sub.add_parser('predict', help='detect sources in a FITS '
                              'image and measure them')
     predict.add_argument('estimator')
-    predict.add_argument('image')
+    predict.add_argument('image', nargs='+', help='FITS image(s); the '
+                         'classifiers take one per band')
+    predict.add_argument('--bands', nargs='+', default=None,
+                         help='band of each image (classifiers), e.g. g r i')
+    predict.add_argument('--deblend', action='store_true',
+                         help="split blended sources with photutils' "
+                         'deblend_sources (crowded fields)')
     predict.add_argument('--output', required=True, help='ECSV catalog')
     predict.add_argument('--psf-fwhm', type=float, default=None,
                          help="PSF FWHM in pixels (default: the header's "
@@ -128,12 +189,16 @@ def _parser():
     train = sub.add_parser('train', help='simulate, train, calibrate and '
                            'save an estimator')
     train.add_argument('estimator')
-    train.add_argument('--n-train', type=int, default=100_000)
+    train.add_argument('--n-train', type=int, default=None,
+                       help='training stamps (default: 100000 for '
+                       'galaxy-structure, 40000 for the classifiers)')
     train.add_argument('--seed', type=int, default=1)
-    train.add_argument('--epochs', type=int, default=24,
-                       help='stage-1 epochs (early stopping)')
-    train.add_argument('--refine-epochs', type=int, default=8,
-                       help='stage-2 epochs at a lower learning rate')
+    train.add_argument('--epochs', type=int, default=None,
+                       help='maximum epochs (early stopping; default 24 '
+                       'for galaxy-structure, 15 for the classifiers)')
+    train.add_argument('--refine-epochs', type=int, default=None,
+                       help='galaxy-structure: stage-2 epochs at a lower '
+                       'learning rate (default 8)')
     train.add_argument('--output', required=True)
     train.add_argument('--cache-dir', default=None,
                        help='keep and reuse the simulated sets here')

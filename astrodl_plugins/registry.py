@@ -38,7 +38,8 @@ __all__ = ['hookimpl', 'BUILTIN_PLUGINS', 'ENTRY_POINT_GROUP',
 hookimpl = pluggy.HookimplMarker('astrodl_plugins')
 
 #: Modules of the built-in plugins, registered before any external plugin.
-BUILTIN_PLUGINS = ('astrodl_plugins.structure._plugin',)
+BUILTIN_PLUGINS = ('astrodl_plugins.structure._plugin',
+                   'astrodl_plugins.classification._plugin')
 
 #: Entry-point group under which distributions advertise their plugins.
 ENTRY_POINT_GROUP = 'astrodl_plugins'

@@ -93,9 +93,10 @@ def _write_model_cards():
     here = Path(__file__).parent / 'model_cards'
     for name, config, directory in shipped_cards():
         image = None
+        for figure in directory.glob('*.png'):
+            shutil.copy(figure, here / f'{name}-{figure.name}')
         if (directory / 'history.png').exists():
             image = f'{name}-history.png'
-            shutil.copy(directory / 'history.png', here / image)
         (here / f'{name}.rst').write_text(render_model_card(config, image))
 
 

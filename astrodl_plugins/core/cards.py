@@ -61,14 +61,32 @@ def render_model_card(config, image=None):
         if key in card:
             lines += [heading, '-' * len(heading), '']
             lines += _table(_rows(card[key])) + ['']
-    lines += _metrics_section(card.get('metrics', {}), 'Held-out metrics')
-    lines += _metrics_section(
-        card.get('metrics_tta', {}),
-        'Held-out metrics with tta=True (8 rotations/flips per stamp)')
+    if 'calibration' in card:
+        lines += ['Probability calibration', '-----------------------', '']
+        lines += _table(_rows(card['calibration'])) + ['']
+    for table in card.get('tables', []):
+        lines += _csv_table(table)
+    for file, caption in card.get('figures', {}).items():
+        lines += [f'.. figure:: {config.get("name")}-{file}',
+                  '   :width: 480px', '', f'   {caption}', '']
+    if 'tables' not in card:
+        lines += _metrics_section(card.get('metrics', {}), 'Held-out metrics')
+        lines += _metrics_section(
+            card.get('metrics_tta', {}),
+            'Held-out metrics with tta=True (8 rotations/flips per stamp)')
     if image:
         lines += ['Training history', '----------------', '',
                   f'.. image:: {image}', '   :width: 400px', '']
     return '\n'.join(lines)
+
+
+def _csv_table(table):
+    lines = [table['title'], '-' * len(table['title']), '',
+             '.. csv-table::', '   :header: '
+             + ', '.join(f'"{h}"' for h in table['header']), '']
+    lines += ['   ' + ', '.join(f'"{_format(c)}"' for c in row)
+              for row in table['rows']]
+    return lines + ['']
 
 
 def shipped_cards():

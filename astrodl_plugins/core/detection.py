@@ -11,7 +11,8 @@ __all__ = ['subtract_background_and_detect']
 
 
 def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
-                                   n_pixels=10, kernel_fwhm=3.0):
+                                   n_pixels=10, kernel_fwhm=3.0,
+                                   deblend=False):
     """
     Subtract a `~photutils.background.Background2D` and detect sources.
 
@@ -31,6 +32,9 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
         Minimum connected pixels of a source.
     kernel_fwhm : float, optional
         FWHM (pixels) of the Gaussian smoothing kernel used for detection.
+    deblend : bool, optional
+        Split blended sources with photutils' `~photutils.segmentation.deblend_sources`
+        (crowded fields).
 
     Returns
     -------
@@ -74,6 +78,12 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
         # estimate the background again.
         sources = segm.make_source_mask(size=2 * int(box_size // 6) + 1)
         data, convolved, segm = subtract_and_detect(mask | sources)
+    if segm is not None and deblend:
+        from photutils.segmentation import deblend_sources
+
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            segm = deblend_sources(convolved, segm, n_pixels)
     subtracted = CCDData(data, unit=ccd.unit, mask=mask, wcs=ccd.wcs,
                          uncertainty=ccd.uncertainty, meta=dict(ccd.meta))
     if segm is None:

@@ -166,10 +166,8 @@ class Estimator:
         from .device import resolve_device
 
         device_name = resolve_device(device)
-        image = read_image(data, pixel_scale=pixel_scale)
-        sources = locate_sources(image, segmentation_image=segmentation_image,
-                                 positions=positions)
-        stamps, errors, flags = cut_stamps(image, sources, self.stamp_size)
+        image, sources, stamps, errors, flags = self._read_and_cut(
+            data, segmentation_image, positions, pixel_scale, kwargs)
         columns, flags, draws = self._measure(
             stamps, errors, flags, image, sources, n_samples=n_samples,
             seed=seed, batch_size=batch_size, device_name=device_name,
@@ -310,6 +308,20 @@ class Estimator:
 
     # -- shared private helpers -------------------------------------------
 
+    def _read_and_cut(self, data, segmentation_image, positions,
+                      pixel_scale, kwargs):
+        """
+        Read the data, locate the sources and cut their stamps.
+
+        Multi-band estimators override this (and may consume entries of
+        ``kwargs``, e.g. ``bands``).
+        """
+        image = read_image(data, pixel_scale=pixel_scale)
+        sources = locate_sources(image, segmentation_image=segmentation_image,
+                                 positions=positions)
+        stamps, errors, flags = cut_stamps(image, sources, self.stamp_size)
+        return image, sources, stamps, errors, flags
+
     def _check_fitted(self):
         if getattr(self, 'model_', None) is None:
             msg = (f'{type(self).__name__} has no trained model: load one '
@@ -341,7 +353,7 @@ class Estimator:
 
     def _usable(self, stamps):
         """Sources with finite pixels near the centre of their stamp."""
-        size = stamps.shape[-1]
+        size = stamps.shape[1]
         core = stamps[:, size // 2 - 3:size // 2 + 3,
                       size // 2 - 3:size // 2 + 3]
         return np.isfinite(core).reshape(len(stamps), -1).mean(1) >= 0.5

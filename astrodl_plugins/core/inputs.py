@@ -16,8 +16,8 @@ from astropy.nddata.utils import extract_array, overlap_slices
 from astropy.table import Table
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-__all__ = ['FLAGS', 'ImageData', 'read_image', 'locate_sources',
-           'cut_stamps']
+__all__ = ['FLAGS', 'ImageData', 'read_image', 'read_bands',
+           'locate_sources', 'cut_stamps', 'resolve_psf_fwhm']
 
 #: Bit flags of the ``flag`` column.
 FLAGS = {
@@ -134,6 +134,210 @@ def read_image(data, *, pixel_scale=None, name='data'):
             raise ValueError(msg)
     return ImageData(array, mask, error, unit, wcs,
                      _pixel_scale(wcs, pixel_scale), meta)
+
+
+def _split_cube(data, name):
+    """An NDData, Quantity or array cube (band, y, x) -> list of 2-D images."""
+    if isinstance(data, NDData):
+        if data.data.ndim != 3:
+            return None
+        wcs = data.wcs
+        if wcs is not None and getattr(wcs, 'naxis', 2) == 3:
+            wcs = wcs.celestial if wcs.has_celestial else None
+        uncertainty = data.uncertainty
+        if uncertainty is not None:
+            uncertainty = uncertainty.represent_as(StdDevUncertainty)
+        return [NDData(data.data[b], unit=data.unit, wcs=wcs, meta=data.meta,
+                       mask=None if data.mask is None else data.mask[b],
+                       uncertainty=None if uncertainty is None
+                       else StdDevUncertainty(uncertainty.array[b]))
+                for b in range(data.data.shape[0])]
+    array = data.value if isinstance(data, u.Quantity) else data
+    if isinstance(array, (list, tuple)):
+        return None
+    array = np.asanyarray(array)
+    if array.ndim != 3:
+        return None
+    if isinstance(data, u.Quantity):
+        return [data[b] for b in range(array.shape[0])]
+    return [array[b] for b in range(array.shape[0])]
+
+
+def read_bands(data, *, bands=None, known_bands, default_band,
+               pixel_scale=None, name='data'):
+    """
+    Read one image per band, all on the same pixel grid.
+
+    Parameters
+    ----------
+    data : image, sequence of images, or cube
+        One 2-D image (CCDData, NDData, Quantity or array); a list of them,
+        one per band; or a cube ``(band, y, x)`` (NDData, Quantity or
+        array).
+    bands : sequence of str, optional
+        Band names, in the order of ``data``. Default: ``default_band`` for
+        a single image, else each image's ``meta['BAND']`` or
+        ``meta['FILTER']`` when these are known band names.
+    known_bands : tuple of str
+        Bands the model knows.
+    default_band : str
+        Band assumed for a single image without a name.
+    pixel_scale : `~astropy.units.Quantity`, optional
+        Angle per pixel when the data have no celestial WCS.
+    name : str, optional
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    images : list of `ImageData`
+        One per band, converted to the first band's unit.
+    bands : tuple of str
+        The band of each image.
+
+    Raises
+    ------
+    ValueError
+        Unknown, repeated or too many bands; images of different shapes,
+        pixel grids (WCS) or incompatible units.
+    """
+    cube = _split_cube(data, name)
+    if cube is not None:
+        items = cube
+    elif isinstance(data, (list, tuple)):
+        items = list(data)
+        if not items:
+            msg = f'{name} is an empty list: give at least one image'
+            raise ValueError(msg)
+    else:
+        items = [data]
+    if len(items) > len(known_bands):
+        msg = (f'{name} has {len(items)} bands; the model was trained for '
+               f'at most {len(known_bands)} ({", ".join(known_bands)})')
+        raise ValueError(msg)
+    bands = _band_names(items, bands, known_bands, default_band, name)
+    images = [read_image(item, pixel_scale=pixel_scale,
+                         name=f'{name}[{band!r}]')
+              for item, band in zip(items, bands)]
+    first = images[0]
+    for image, band in zip(images[1:], bands[1:]):
+        where = f'{name}[{band!r}]'
+        if image.shape != first.shape:
+            msg = (f'{where} has shape {image.shape}, band {bands[0]!r} '
+                   f'{first.shape}: every band must share one pixel grid')
+            raise ValueError(msg)
+        _check_same_grid(first, image, where, bands[0])
+        if (image.unit is None) != (first.unit is None) or (
+                image.unit is not None and image.unit != first.unit):
+            if (image.unit is None or first.unit is None
+                    or not image.unit.is_equivalent(first.unit)):
+                msg = (f'{where} has unit {image.unit!r} but band '
+                       f'{bands[0]!r} has {first.unit!r}: mixed units')
+                raise ValueError(msg)
+            factor = image.unit.to(first.unit)
+            image.data = image.data * factor
+            if image.error is not None:
+                image.error = image.error * factor
+            image.unit = first.unit
+    return images, bands
+
+
+def _band_names(items, bands, known_bands, default_band, name):
+    if bands is None:
+        if len(items) == 1:
+            return (default_band,)
+        found = []
+        for item in items:
+            meta = getattr(item, 'meta', None) or {}
+            value = meta.get('BAND', meta.get('FILTER'))
+            found.append(str(value).strip() if value is not None else None)
+        if all(value in known_bands for value in found):
+            bands = found
+        else:
+            msg = (f'{name} has {len(items)} images: give bands=, their '
+                   f'names in order, from {known_bands}')
+            raise ValueError(msg)
+    if isinstance(bands, str):
+        bands = (bands,) if len(items) == 1 or bands in known_bands \
+            else tuple(bands)
+    bands = tuple(bands)
+    if len(bands) != len(items):
+        msg = f'bands has {len(bands)} names for {len(items)} images'
+        raise ValueError(msg)
+    unknown = [band for band in bands if band not in known_bands]
+    if unknown:
+        msg = (f'bands {unknown} are not bands the model was trained for: '
+               f'{known_bands}')
+        raise ValueError(msg)
+    if len(set(bands)) != len(bands):
+        msg = f'bands has repeated names: {bands}'
+        raise ValueError(msg)
+    return bands
+
+
+def _check_same_grid(first, image, where, first_band):
+    """Images with celestial WCSs must map pixels to the same sky."""
+    wcs0, wcs1 = first.wcs, image.wcs
+    if wcs0 is None or wcs1 is None or not (
+            getattr(wcs0, 'has_celestial', False)
+            and getattr(wcs1, 'has_celestial', False)):
+        return
+    ny, nx = first.shape
+    x = np.array([0, nx - 1, 0, nx - 1, (nx - 1) / 2])
+    y = np.array([0, 0, ny - 1, ny - 1, (ny - 1) / 2])
+    x1, y1 = wcs1.world_to_pixel(wcs0.pixel_to_world(x, y))
+    offset = np.max(np.hypot(np.asarray(x1) - x, np.asarray(y1) - y))
+    if not offset < 0.05:
+        msg = (f'{where} is on another pixel grid than band {first_band!r}: '
+               f'their WCSs differ by up to {offset:.3g} pixels; resample '
+               f'the bands onto one grid first (e.g. with reproject)')
+        raise ValueError(msg)
+
+
+def resolve_psf_fwhm(psf_fwhm, image, n):
+    """
+    PSF FWHM in pixels, one value per source.
+
+    Parameters
+    ----------
+    psf_fwhm : float, Quantity, array or None
+        Pixels (a number or ``u.pix``) or an angle (needs the pixel scale).
+        `None`: ``image.meta['PSF_FWHM']`` (or ``'psf_fwhm'``, ``'FWHM'``).
+    image : `ImageData`
+        The image read by `read_image`.
+    n : int
+        Number of sources.
+
+    Returns
+    -------
+    fwhm : `~numpy.ndarray`
+        ``(n,)`` pixels.
+    """
+    source = 'psf_fwhm'
+    if psf_fwhm is None:
+        for key in ('PSF_FWHM', 'psf_fwhm', 'FWHM'):
+            if key in image.meta:
+                psf_fwhm, source = image.meta[key], f'data.meta[{key!r}]'
+                break
+    if psf_fwhm is None:
+        msg = ('psf_fwhm is required: the FWHM of the PSF, in pixels or '
+               "as an angle (or set data.meta['PSF_FWHM'] in pixels)")
+        raise ValueError(msg)
+    value = u.Quantity(psf_fwhm)
+    if value.unit.physical_type == 'angle':
+        if image.pixel_scale is None:
+            msg = (f'{source} is an angle ({psf_fwhm}) but the pixel '
+                   'scale is unknown: give it in pixels or pass '
+                   'pixel_scale')
+            raise ValueError(msg)
+        value = (value / image.pixel_scale).to(u.pix)
+    elif value.unit not in (u.pix, u.dimensionless_unscaled):
+        msg = f'{source} must be in pixels or an angle, got {psf_fwhm!r}'
+        raise ValueError(msg)
+    pixels = np.broadcast_to(np.asarray(value.value, np.float64), (n,))
+    if not np.all(np.isfinite(pixels) & (pixels > 0)):
+        msg = f'{source} must be positive and finite, got {psf_fwhm!r}'
+        raise ValueError(msg)
+    return pixels.copy()
 
 
 def _pixel_scale(wcs, pixel_scale):

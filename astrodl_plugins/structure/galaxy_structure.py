@@ -5,6 +5,7 @@ import numpy as np
 from astropy import units as u
 
 from ..core.estimator import Estimator
+from ..core.inputs import resolve_psf_fwhm
 from ..simulate.stamps import GALAXY_STRUCTURE_RANGES
 from ..training.augment import apply_dihedral
 from . import _network as net
@@ -289,32 +290,7 @@ class GalaxyStructure(Estimator):
 
     def _resolve_psf(self, psf_fwhm, image, n):
         """PSF FWHM in pixels, one per source."""
-        source = 'psf_fwhm'
-        if psf_fwhm is None:
-            for key in ('PSF_FWHM', 'psf_fwhm', 'FWHM'):
-                if key in image.meta:
-                    psf_fwhm, source = image.meta[key], f'data.meta[{key!r}]'
-                    break
-        if psf_fwhm is None:
-            msg = ('psf_fwhm is required: the FWHM of the PSF, in pixels or '
-                   "as an angle (or set data.meta['PSF_FWHM'] in pixels)")
-            raise ValueError(msg)
-        value = u.Quantity(psf_fwhm)
-        if value.unit.physical_type == 'angle':
-            if image.pixel_scale is None:
-                msg = (f'{source} is an angle ({psf_fwhm}) but the pixel '
-                       'scale is unknown: give it in pixels or pass '
-                       'pixel_scale')
-                raise ValueError(msg)
-            value = (value / image.pixel_scale).to(u.pix)
-        elif value.unit not in (u.pix, u.dimensionless_unscaled):
-            msg = f'{source} must be in pixels or an angle, got {psf_fwhm!r}'
-            raise ValueError(msg)
-        pixels = np.broadcast_to(np.asarray(value.value, np.float64), (n,))
-        if not np.all(np.isfinite(pixels) & (pixels > 0)):
-            msg = f'{source} must be positive and finite, got {psf_fwhm!r}'
-            raise ValueError(msg)
-        return pixels.copy()
+        return resolve_psf_fwhm(psf_fwhm, image, n)
 
     def _freeze(self, freeze):
         if freeze is None:

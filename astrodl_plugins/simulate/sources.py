@@ -1,0 +1,535 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Simulated multi-band stamps for the source classifiers.
+
+Two simulators share one scene model: every stamp is observed in the bands
+``g``, ``r`` and ``i`` (`BANDS`) with the same pixel grid, a Moffat PSF per
+band (FWHM scaled by band, a slight common ellipticity), its own sky and
+read noise per band, and sometimes a neighbour. Conventions:
+
+* ``snr`` is the matched-filter signal-to-noise ratio of the central
+  source in the reference band ``r`` (as in
+  `~astrodl_plugins.simulate.simulate_galaxy_stamps`); the other bands
+  follow from the source's colours ``g_r`` (g - r) and ``r_i`` (r - i), in
+  magnitudes.
+* ``psf_fwhm`` is the FWHM in the reference band, pixels; band ``b`` has
+  ``psf_fwhm * PSF_BAND_SCALE[b]``.
+* Images are sky subtracted, in electrons (gain 1), ``(n, size, size,
+  n_bands)``; NaN marks pixels outside the detector (truncated sources).
+
+`simulate_star_galaxy_stamps` draws stars (the PSF with position jitter)
+and galaxies (Sersic or bulge + disk, from barely resolved to extended),
+down to S/N 5. `simulate_morphology_stamps` draws the five classes of the
+CANDELS-like scheme of Huertas-Company et al. (2015): spheroids, disks
+(all inclinations), irregulars (clumpy `galsim.RandomKnots` plus
+asymmetric components), point sources and unclassifiable stamps (too
+faint, artefacts, truncated).
+"""
+
+import numpy as np
+from astropy.table import QTable
+
+from .stamps import _loguniform, run_jobs, sersic_index_grid
+
+__all__ = ['BANDS', 'PSF_BAND_SCALE', 'STAR_GALAXY_CLASSES',
+           'STAR_GALAXY_RANGES', 'MORPHOLOGY_CLASSES', 'MORPHOLOGY_RANGES',
+           'simulate_star_galaxy_stamps', 'simulate_morphology_stamps']
+
+#: Bands of the simulated stamps, bluest first; ``r`` is the reference.
+BANDS = ('g', 'r', 'i')
+#: PSF FWHM in each band relative to the reference band (seeing ~ lambda^-0.2).
+PSF_BAND_SCALE = {'g': 1.07, 'r': 1.0, 'i': 0.95}
+#: Classes of the star-galaxy simulator, in label order.
+STAR_GALAXY_CLASSES = ('star', 'galaxy')
+#: Classes of the morphology simulator, in label order.
+MORPHOLOGY_CLASSES = ('spheroid', 'disk', 'irregular', 'point_source',
+                      'unclassifiable')
+
+#: Ranges of the star-galaxy simulator (pixels, reference band).
+STAR_GALAXY_RANGES = {
+    'snr': (5.0, 1000.0),
+    'psf_fwhm': (1.5, 6.0),
+    'psf_beta': (2.5, 5.0),
+    'r_eff': (0.3, 12.0),
+}
+#: Ranges of the morphology simulator (classified galaxies and point sources).
+MORPHOLOGY_RANGES = {
+    'snr': (20.0, 1000.0),
+    'snr_faint': (3.0, 8.0),
+    'psf_fwhm': (1.5, 5.0),
+    'psf_beta': (2.5, 5.0),
+    'r_eff_over_fwhm': (0.8, 3.5),
+}
+
+_CHUNK = 256
+_N_BETA_GRID = 6
+# Colours (g - r, r - i) per kind of source: mean and scatter.
+_COLOURS = {
+    'star': None,  # the stellar locus, see _star_colours
+    'galaxy': ((0.75, 0.30), (0.38, 0.15)),
+    'spheroid': ((0.95, 0.12), (0.45, 0.08)),
+    'disk': ((0.60, 0.15), (0.32, 0.10)),
+    'irregular': ((0.35, 0.15), (0.15, 0.10)),
+}
+
+
+def _star_colours(rng, n):
+    """Colours g - r and r - i along a stellar locus (A to M dwarfs)."""
+    g_r = rng.uniform(0.0, 1.6, n)
+    r_i = np.where(g_r < 1.3, 0.38 * g_r - 0.05,
+                   0.44 + 2.2 * (g_r - 1.3)) + rng.normal(0.0, 0.06, n)
+    return g_r, r_i
+
+
+def _galaxy_colours(rng, kind, n):
+    (gm, gs), (rm, rs) = _COLOURS[kind]
+    return (np.clip(rng.normal(gm, gs, n), -0.3, 2.0),
+            np.clip(rng.normal(rm, rs, n), -0.3, 1.2))
+
+
+def _common(rng, n, psf_fwhm, bands):
+    """Observing conditions shared by both simulators."""
+    betas = np.linspace(2.5, 5.0, _N_BETA_GRID)
+    params = {
+        'psf_fwhm': rng.uniform(*psf_fwhm, n),
+        'psf_beta': betas[rng.integers(betas.size, size=n)],
+        'psf_g1': rng.normal(0.0, 0.02, n),
+        'psf_g2': rng.normal(0.0, 0.02, n),
+        'x_offset': rng.uniform(-0.75, 0.75, n),
+        'y_offset': rng.uniform(-0.75, 0.75, n),
+        'position_angle': rng.uniform(0.0, 180.0, n),
+    }
+    for band in bands:
+        params[f'sky_level_{band}'] = _loguniform(rng, 20.0, 2000.0, n)
+        params[f'read_noise_{band}'] = rng.uniform(2.0, 10.0, n)
+    return params
+
+
+def _psf(galsim, params, i, band, gsparams):
+    return (galsim.Moffat(beta=params['psf_beta'][i],
+                          fwhm=params['psf_fwhm'][i] * PSF_BAND_SCALE[band],
+                          gsparams=gsparams)
+            .shear(g1=params['psf_g1'][i], g2=params['psf_g2'][i]))
+
+
+def _band_flux_ratio(band, g_r, r_i):
+    """Flux in ``band`` over flux in r, from the colours."""
+    return {'g': 10 ** (-0.4 * g_r), 'r': 1.0, 'i': 10 ** (0.4 * r_i)}[band]
+
+
+def _nearest(grid, value):
+    return grid[np.argmin(np.abs(grid - value))]
+
+
+def _galaxy_profile(galsim, kind, p, i, rng, gsparams):
+    """Unit-flux profile (no PSF) of a galaxy of ``kind``; None for a star."""
+    grid = sersic_index_grid()
+    pa = p['position_angle'][i] * galsim.degrees
+    r_eff = p['r_eff'][i]
+    if kind in ('star', 'point_source'):
+        return None
+    if kind in ('sersic', 'spheroid'):
+        q = p['axis_ratio'][i]
+        return (galsim.Sersic(p['sersic_n'][i], half_light_radius=r_eff
+                              * np.sqrt(q), gsparams=gsparams)
+                .shear(q=q, beta=pa))
+    if kind == 'disk':
+        bulge_fraction = p['bulge_fraction'][i]
+        disk = galsim.InclinedExponential(
+            np.arccos(p['cos_inclination'][i]) * galsim.radians,
+            half_light_radius=r_eff, scale_h_over_r=p['scale_h_over_r'][i],
+            gsparams=gsparams).rotate(pa)
+        if bulge_fraction <= 0:
+            return disk
+        bulge_q = rng.uniform(0.6, 1.0)
+        bulge = (galsim.Sersic(_nearest(grid, 4.0), half_light_radius=r_eff
+                               * rng.uniform(0.15, 0.4), gsparams=gsparams)
+                 .shear(q=bulge_q, beta=pa))
+        return galsim.Add([disk.withFlux(1 - bulge_fraction),
+                           bulge.withFlux(bulge_fraction)])
+    if kind == 'irregular':
+        deviate = galsim.BaseDeviate(int(rng.integers(2**31)))
+        knot_fraction = rng.uniform(0.4, 0.8)
+        knots = galsim.RandomKnots(int(rng.integers(10, 41)),
+                                   half_light_radius=r_eff, flux=knot_fraction,
+                                   rng=deviate, gsparams=gsparams)
+        shift = r_eff * rng.uniform(0.2, 0.6)
+        angle = rng.uniform(0.0, 2 * np.pi)
+        smooth = (galsim.Exponential(half_light_radius=r_eff
+                                     * rng.uniform(0.6, 1.2),
+                                     flux=1.0 - knot_fraction,
+                                     gsparams=gsparams)
+                  .shear(q=rng.uniform(0.4, 1.0), beta=pa)
+                  .shift(shift * np.cos(angle), shift * np.sin(angle)))
+        parts = [knots, smooth]
+        if rng.random() < 0.5:
+            distance = r_eff * rng.uniform(0.8, 1.5)
+            angle = rng.uniform(0.0, 2 * np.pi)
+            blob = galsim.Exponential(
+                half_light_radius=r_eff * rng.uniform(0.3, 0.6),
+                flux=rng.uniform(0.1, 0.3), gsparams=gsparams)
+            parts.append(blob.shift(distance * np.cos(angle),
+                                    distance * np.sin(angle)))
+        total = galsim.Add(parts)
+        return total.withFlux(1.0)
+    if kind == 'bulge_disk':
+        bulge_fraction = p['bulge_fraction'][i]
+        q = p['axis_ratio'][i]
+        disk = (galsim.Exponential(half_light_radius=r_eff * np.sqrt(q),
+                                   gsparams=gsparams).shear(q=q, beta=pa))
+        bulge = (galsim.Sersic(_nearest(grid, 4.0), half_light_radius=r_eff
+                               * rng.uniform(0.2, 0.6), gsparams=gsparams)
+                 .shear(q=rng.uniform(0.6, 1.0), beta=pa))
+        return galsim.Add([disk.withFlux(1 - bulge_fraction),
+                           bulge.withFlux(bulge_fraction)])
+    msg = f'unknown kind {kind!r}'
+    raise ValueError(msg)
+
+
+def _draw(galsim, profile, psf, size):
+    """Unit-flux image of ``profile`` (or the PSF) convolved with the PSF."""
+    obj = psf if profile is None else galsim.Convolve([profile, psf])
+    return obj.drawImage(nx=size, ny=size, scale=1.0).array.astype(np.float64)
+
+
+def _neighbour(galsim, rng, size, gsparams):
+    """A random star or galaxy 0.25-0.5 stamp sizes away (unit flux)."""
+    distance = rng.uniform(0.25, 0.5) * size
+    angle = rng.uniform(0.0, 2 * np.pi)
+    shift = (distance * np.cos(angle), distance * np.sin(angle))
+    g_r, r_i = _galaxy_colours(rng, 'galaxy', 1)
+    if rng.random() < 0.4:
+        return None, shift, g_r[0], r_i[0]
+    grid = sersic_index_grid()
+    q = rng.uniform(0.3, 1.0)
+    galaxy = (galsim.Sersic(grid[rng.integers(grid.size)],
+                            half_light_radius=_loguniform(rng, 0.5, 6.0)
+                            * np.sqrt(q), gsparams=gsparams)
+              .shear(q=q, beta=rng.uniform(0, 180) * galsim.degrees))
+    return galaxy, shift, g_r[0], r_i[0]
+
+
+def _artefact(rng, size, sigma):
+    """Cosmic rays, a satellite trail or a bad column near the centre."""
+    image = np.zeros((size, size))
+    kind = rng.integers(3)
+    c = (size - 1) / 2
+    if kind == 0:  # cosmic-ray hits: sharp, not convolved with the PSF
+        for _ in range(rng.integers(1, 5)):
+            x0, y0 = (c + rng.uniform(-4, 4, 2)).astype(int)
+            length = rng.integers(1, 5)
+            dx, dy = rng.choice([-1, 0, 1], 2)
+            for step in range(length):
+                x, y = x0 + step * dx, y0 + step * dy
+                if 0 <= x < size and 0 <= y < size:
+                    image[y, x] += sigma * _loguniform(rng, 20.0, 500.0)
+    elif kind == 1:  # satellite trail through (near) the centre
+        angle = rng.uniform(0.0, np.pi)
+        yy, xx = np.mgrid[:size, :size] - c
+        offset = rng.uniform(-2, 2)
+        distance = xx * np.sin(angle) - yy * np.cos(angle) - offset
+        width = rng.uniform(0.5, 1.5)
+        image += (sigma * _loguniform(rng, 5.0, 100.0)
+                  * np.exp(-0.5 * (distance / width) ** 2))
+    else:  # a hot column or row
+        index = int(c + rng.integers(-3, 4))
+        amplitude = sigma * _loguniform(rng, 5.0, 100.0)
+        if rng.random() < 0.5:
+            image[:, index] += amplitude
+        else:
+            image[index, :] += amplitude
+    return image
+
+
+def _draw_chunk(args):
+    """Draw one chunk of multi-band stamps; runs in a worker process."""
+    import galsim
+
+    params, kinds, bands, size, seed, neighbour_fraction = args
+    rng = np.random.default_rng(seed)
+    gsparams = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=2e-3)
+    n = len(kinds)
+    images = np.empty((n, size, size, len(bands)), dtype=np.float32)
+    flux_r = np.empty(n)
+    ref = 'r' if 'r' in bands else bands[0]
+    for i, kind in enumerate(kinds):
+        profile = _galaxy_profile(galsim, params['profile'][i], params, i,
+                                  rng, gsparams)
+        if profile is not None:
+            profile = profile.shift(params['x_offset'][i],
+                                    params['y_offset'][i])
+        else:
+            profile = galsim.DeltaFunction().shift(params['x_offset'][i],
+                                                   params['y_offset'][i])
+        neighbour = None
+        if rng.random() < neighbour_fraction:
+            neighbour = _neighbour(galsim, rng, size, gsparams)
+        neighbour_flux = _loguniform(rng, 0.05, 2.0)
+        # The reference band first: its S/N sets the flux of every band.
+        for b in sorted(range(len(bands)), key=lambda b: bands[b] != ref):
+            band = bands[b]
+            psf = _psf(galsim, params, i, band, gsparams)
+            unit = _draw(galsim, profile, psf, size)
+            var = (params[f'sky_level_{band}'][i]
+                   + params[f'read_noise_{band}'][i] ** 2)
+            sigma = np.sqrt(var)
+            if band == ref:
+                flux_r[i] = (params['snr'][i] * np.sqrt(var / np.sum(unit**2))
+                             / _band_flux_ratio(band, params['g_r'][i],
+                                                params['r_i'][i]))
+            ratio = _band_flux_ratio(band, params['g_r'][i], params['r_i'][i])
+            image = unit * flux_r[i] * ratio if kind != 'artefact' else \
+                unit * 0.0
+            if neighbour is not None:
+                galaxy, shift, g_r, r_i = neighbour
+                obj = psf if galaxy is None else galsim.Convolve([galaxy,
+                                                                  psf])
+                image = image + obj.shift(*shift).drawImage(
+                    nx=size, ny=size, scale=1.0).array * flux_r[i] \
+                    * neighbour_flux * _band_flux_ratio(band, g_r, r_i)
+            if kind == 'artefact':
+                image = image + _artefact(np.random.default_rng(
+                    [seed.entropy, i]), size, sigma)
+            gs_image = galsim.ImageD(np.ascontiguousarray(image), scale=1.0)
+            gs_image.addNoise(galsim.CCDNoise(
+                galsim.BaseDeviate(int(rng.integers(2**31))),
+                sky_level=params[f'sky_level_{band}'][i], gain=1.0,
+                read_noise=params[f'read_noise_{band}'][i]))
+            images[i, :, :, b] = gs_image.array
+        if kind == 'truncated':
+            images[i] = _truncate(images[i], params, i, rng)
+    return images, flux_r
+
+
+def _truncate(image, params, i, rng):
+    """Blank (NaN) the stamp beyond a line cutting the central source."""
+    size = image.shape[0]
+    c = (size - 1) / 2
+    yy, xx = np.mgrid[:size, :size] - c
+    angle = rng.uniform(0.0, 2 * np.pi)
+    distance = params['r_eff'][i] * rng.uniform(0.0, 1.0)
+    outside = xx * np.cos(angle) + yy * np.sin(angle) > distance
+    image = image.copy()
+    image[outside] = np.nan
+    return image
+
+
+def _run(params, kinds, bands, size, seed, neighbour_fraction, n_processes):
+    n = len(kinds)
+    starts = range(0, n, _CHUNK)
+    child_seeds = np.random.SeedSequence(seed).spawn(len(starts))
+    jobs = [({key: value[start:start + _CHUNK]
+              for key, value in params.items()},
+             kinds[start:start + _CHUNK], tuple(bands), size, child_seeds[j],
+             neighbour_fraction)
+            for j, start in enumerate(starts)]
+    results = run_jobs(_draw_chunk, jobs, n_processes)
+    images = np.concatenate([r[0] for r in results])
+    flux_r = np.concatenate([r[1] for r in results])
+    return images, flux_r
+
+
+def _check(n_stamps, bands):
+    if n_stamps < 1:
+        msg = f'n_stamps must be >= 1, got {n_stamps}'
+        raise ValueError(msg)
+    unknown = [band for band in bands if band not in BANDS]
+    if unknown or not bands:
+        msg = f'bands must be a non-empty subset of {BANDS}, got {bands}'
+        raise ValueError(msg)
+
+
+def _truth(params, kinds, classes, label, bands, flux_r):
+    truth = QTable()
+    truth['label'] = label
+    truth['class'] = np.array([classes[k] for k in label])
+    truth['kind'] = np.asarray(kinds)
+    for key in ('snr', 'psf_fwhm', 'psf_beta', 'r_eff', 'g_r', 'r_i'):
+        truth[key] = params[key]
+    for key in ('sersic_n', 'axis_ratio', 'bulge_fraction'):
+        if key in params:
+            truth[key] = params[key]
+    for band in bands:
+        truth[f'flux_{band}'] = flux_r * _band_flux_ratio(
+            band, params['g_r'], params['r_i'])
+        truth[f'noise_sigma_{band}'] = np.sqrt(
+            params[f'sky_level_{band}'] + params[f'read_noise_{band}'] ** 2)
+    return truth
+
+
+def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
+                                bands=BANDS, star_fraction=0.5,
+                                neighbour_fraction=0.3, ranges=None,
+                                n_processes=None):
+    """
+    Simulate multi-band stamps of stars and galaxies with their truth.
+
+    Stars are the PSF (Moffat, FWHM and beta varied, slight ellipticity,
+    position jitter) with colours along a stellar locus. Galaxies are
+    Sersic profiles (n 0.5-6) or bulge + disk systems, with semi-major
+    half-light radii from 0.3 pixel (unresolved) to 12 pixels, and
+    galaxy colours. S/N (reference band) is log-uniform in 5-1000.
+
+    Parameters
+    ----------
+    n_stamps : int
+        Number of stamps.
+    seed : int
+        Random seed; the same seed gives the same stamps.
+    stamp_size : int, optional
+        Side of the square stamps, pixels.
+    bands : tuple of str, optional
+        Bands to draw, a subset of `BANDS`.
+    star_fraction : float, optional
+        Fraction of stars.
+    neighbour_fraction : float, optional
+        Fraction of stamps with a neighbour (star or galaxy).
+    ranges : dict, optional
+        Overrides of `STAR_GALAXY_RANGES` (e.g. ``{'snr': (20, 1000)}``).
+    n_processes : int, optional
+        Worker processes; default the number of CPUs.
+
+    Returns
+    -------
+    images : `~numpy.ndarray`
+        ``(n_stamps, stamp_size, stamp_size, len(bands))`` float32.
+    truth : `~astropy.table.QTable`
+        ``label`` (0 star, 1 galaxy), ``class``, ``kind`` (``star``,
+        ``sersic`` or ``bulge_disk``), ``snr``, ``psf_fwhm``, ``psf_beta``,
+        ``r_eff`` (pix, semi-major; 0 for stars), ``g_r``, ``r_i``,
+        ``sersic_n``, ``axis_ratio``, ``bulge_fraction``, and
+        ``flux_<band>``, ``noise_sigma_<band>`` per band.
+    """
+    bands = tuple(bands)
+    _check(n_stamps, bands)
+    r = dict(STAR_GALAXY_RANGES)
+    r.update(ranges or {})
+    rng = np.random.default_rng(seed)
+    n = n_stamps
+    params = _common(rng, n, r['psf_fwhm'], bands)
+    label = (rng.random(n) >= star_fraction).astype(np.int64)
+    kind = np.where(label == 0, 'star',
+                    np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
+    grid = sersic_index_grid()
+    params['snr'] = _loguniform(rng, *r['snr'], n)
+    params['r_eff'] = np.where(label == 1, _loguniform(rng, *r['r_eff'], n),
+                               0.0)
+    params['sersic_n'] = np.where(kind == 'sersic',
+                                  grid[rng.integers(grid.size, size=n)],
+                                  np.nan)
+    params['axis_ratio'] = np.where(label == 1, rng.uniform(0.3, 1.0, n),
+                                    1.0)
+    params['bulge_fraction'] = np.where(kind == 'bulge_disk',
+                                        rng.uniform(0.0, 1.0, n), np.nan)
+    star_gr, star_ri = _star_colours(rng, n)
+    gal_gr, gal_ri = _galaxy_colours(rng, 'galaxy', n)
+    params['g_r'] = np.where(label == 0, star_gr, gal_gr)
+    params['r_i'] = np.where(label == 0, star_ri, gal_ri)
+    params['profile'] = kind
+    images, flux_r = _run(params, list(kind), bands, stamp_size, seed,
+                          neighbour_fraction, n_processes)
+    return images, _truth(params, kind, STAR_GALAXY_CLASSES, label, bands,
+                          flux_r)
+
+
+def simulate_morphology_stamps(n_stamps, *, seed, stamp_size=48,
+                               bands=BANDS, neighbour_fraction=0.2,
+                               ranges=None, n_processes=None):
+    """
+    Simulate multi-band stamps of the five morphological classes.
+
+    Classes (equal fractions, labels in `MORPHOLOGY_CLASSES` order):
+
+    * ``spheroid``: Sersic n 3-6, axis ratio 0.5-1, red colours.
+    * ``disk``: inclined exponential disk (isotropic inclinations, up to
+      edge-on, scale height 0.1-0.2 of the radius) with a de Vaucouleurs
+      bulge of 0-30 % of the light.
+    * ``irregular``: 40-80 % of the light in 10-40 `galsim.RandomKnots`
+      clumps, the rest in an off-centre smooth component and sometimes a
+      companion blob; blue colours.
+    * ``point_source``: the PSF.
+    * ``unclassifiable``: a galaxy too faint to classify (S/N 3-8), an
+      artefact without a source (cosmic rays, a satellite trail or a hot
+      column), or a galaxy truncated by the detector edge (NaN pixels
+      beyond a line within one half-light radius of its centre).
+
+    Galaxies have half-light radii of 0.8-3.5 PSF FWHM (at least 1.2 px),
+    S/N 20-1000 in the reference band.
+
+    Parameters
+    ----------
+    n_stamps : int
+        Number of stamps.
+    seed : int
+        Random seed; the same seed gives the same stamps.
+    stamp_size : int, optional
+        Side of the square stamps, pixels.
+    bands : tuple of str, optional
+        Bands to draw, a subset of `BANDS`.
+    neighbour_fraction : float, optional
+        Fraction of stamps with a neighbour.
+    ranges : dict, optional
+        Overrides of `MORPHOLOGY_RANGES`.
+    n_processes : int, optional
+        Worker processes; default the number of CPUs.
+
+    Returns
+    -------
+    images : `~numpy.ndarray`
+        ``(n_stamps, stamp_size, stamp_size, len(bands))`` float32.
+    truth : `~astropy.table.QTable`
+        ``label``, ``class``, ``kind`` (for unclassifiable stamps:
+        ``faint``, ``artefact`` or ``truncated``), ``snr``, ``psf_fwhm``,
+        ``psf_beta``, ``r_eff`` (pix), ``g_r``, ``r_i``, ``sersic_n``,
+        ``axis_ratio``, ``bulge_fraction``, fluxes and noise per band.
+    """
+    bands = tuple(bands)
+    _check(n_stamps, bands)
+    r = dict(MORPHOLOGY_RANGES)
+    r.update(ranges or {})
+    rng = np.random.default_rng(seed)
+    n = n_stamps
+    params = _common(rng, n, r['psf_fwhm'], bands)
+    label = rng.integers(len(MORPHOLOGY_CLASSES), size=n)
+    galaxy_kinds = np.array(['spheroid', 'disk', 'irregular'])
+    # Unclassifiable stamps: which failure, and the galaxy underneath.
+    failure = np.array(['faint', 'artefact', 'truncated'])[
+        rng.integers(3, size=n)]
+    underlying = galaxy_kinds[rng.integers(3, size=n)]
+    profile = np.where(label < 3, galaxy_kinds[np.minimum(label, 2)],
+                       np.where(label == 3, 'point_source', underlying))
+    kind = np.where(label == 4, failure, profile)
+    grid = sersic_index_grid()
+    spheroid_grid = grid[grid >= 3.0]
+    params['snr'] = np.where(kind == 'faint',
+                             _loguniform(rng, *r['snr_faint'], n),
+                             _loguniform(rng, *r['snr'], n))
+    params['r_eff'] = np.where(
+        profile == 'point_source', 0.0,
+        np.clip(params['psf_fwhm'] * _loguniform(rng, *r['r_eff_over_fwhm'],
+                                                 n), 1.2, 12.0))
+    params['sersic_n'] = np.where(
+        profile == 'spheroid',
+        spheroid_grid[rng.integers(spheroid_grid.size, size=n)], np.nan)
+    params['axis_ratio'] = np.where(profile == 'spheroid',
+                                    rng.uniform(0.5, 1.0, n), np.nan)
+    params['cos_inclination'] = rng.uniform(0.0, 1.0, n)
+    params['scale_h_over_r'] = rng.uniform(0.1, 0.2, n)
+    params['bulge_fraction'] = np.where(profile == 'disk',
+                                        rng.uniform(0.0, 0.3, n), np.nan)
+    g_r = np.empty(n)
+    r_i = np.empty(n)
+    for name in galaxy_kinds:
+        select = profile == name
+        g_r[select], r_i[select] = _galaxy_colours(rng, name, select.sum())
+    select = profile == 'point_source'
+    g_r[select], r_i[select] = _star_colours(rng, select.sum())
+    params['g_r'], params['r_i'] = g_r, r_i
+    params['profile'] = profile
+    images, flux_r = _run(params, list(kind), bands, stamp_size, seed,
+                          neighbour_fraction, n_processes)
+    truth = _truth(params, kind, MORPHOLOGY_CLASSES, label, bands, flux_r)
+    truth['snr'][kind == 'artefact'] = 0.0
+    for band in bands:
+        truth[f'flux_{band}'][kind == 'artefact'] = 0.0
+    return images, truth
