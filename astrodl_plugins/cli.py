@@ -117,9 +117,8 @@ def _train(args):
         kwargs['n_train'] = args.n_train
     if args.epochs is not None:
         kwargs['epochs'] = args.epochs
-    if args.estimator == 'galaxy-structure':
-        if args.refine_epochs is not None:
-            kwargs['refine_epochs'] = args.refine_epochs
+    if args.refine_epochs is not None:
+        kwargs['refine_epochs'] = args.refine_epochs
     estimator = train(**kwargs)
     print(f'Saved to {args.output}.')
     metrics = estimator.card_['metrics']
@@ -197,8 +196,9 @@ def _parser():
                        help='maximum epochs (early stopping; default 24 '
                        'for galaxy-structure, 15 for the classifiers)')
     train.add_argument('--refine-epochs', type=int, default=None,
-                       help='galaxy-structure: stage-2 epochs at a lower '
-                       'learning rate (default 8)')
+                       help='stage-2 epochs at a lower learning rate '
+                       '(default 8 for galaxy-structure, 0 for the '
+                       'classifiers)')
     train.add_argument('--output', required=True)
     train.add_argument('--cache-dir', default=None,
                        help='keep and reuse the simulated sets here')

@@ -1,11 +1,14 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-``astrodl demo``: galaxy-structure on the shipped sample field.
+``astrodl demo``: star-galaxy and galaxy-structure on the shipped sample
+field.
 
-Subtract the background and detect sources with photutils, keep the
-galaxies (peak-to-flux concentration below that of the PSF), measure
-them with MC dropout, compare with the truth, and write ``catalog.ecsv``,
-``galaxies.reg`` (DS9) and ``demo.png``.
+Subtract the background and detect sources with photutils, separate stars
+from galaxies with ``star-galaxy``, measure the galaxies with
+``galaxy-structure`` (both with MC dropout), compare with the truth, and
+write ``catalog.ecsv``, ``galaxies.reg`` (DS9) and ``demo.png``.
+``select_galaxies`` is the classical alternative: a peak-to-flux
+concentration cut against the PSF.
 """
 
 from pathlib import Path
@@ -79,6 +82,19 @@ def accuracy_against_truth(table, truth, max_separation=0.5 * u.arcsec):
     return summary, matched
 
 
+def _classification_against_truth(classes, truth,
+                                  max_separation=0.5 * u.arcsec):
+    """One line: how many classified sources match the truth's kind."""
+    index, separation, _ = classes['sky_centroid'].match_to_catalog_sky(
+        truth['sky_centroid'])
+    matched = separation < max_separation
+    kind = np.asarray(truth['kind'])[index[matched]]
+    predicted = np.asarray(classes['class'])[matched]
+    right = int(np.sum(kind == predicted))
+    return (f'{right} of {int(matched.sum())} matched to the truth are '
+            'classified correctly.')
+
+
 def _print_summary(summary, show):
     show(f"\nAccuracy against the truth ({summary['n_matched']} of "
          f"{summary['n_galaxies_in_truth']} simulated galaxies matched):")
@@ -135,10 +151,14 @@ def run_demo(output_dir='.', *, overwrite=False, n_samples=50, seed=0,
          f'seed {ccd.meta["SIMSEED"]} ({(truth["kind"] == "galaxy").sum()} '
          f'galaxies, {(truth["kind"] == "star").sum()} stars).')
     subtracted, segm, catalog = subtract_background_and_detect(ccd)
-    labels = select_galaxies(catalog, ccd.meta['PSF_FWHM'],
-                             ccd.meta.get('PSFBETA', 3.5))
-    show(f'photutils: {segm.n_labels} sources detected, {len(labels)} '
-         'resolved (galaxies).')
+    classifier = adl.get_estimator('star-galaxy')
+    classes = classifier.predict(subtracted, segmentation_image=segm,
+                                 n_samples=n_samples, seed=seed)
+    labels = np.asarray(classes['label'][classes['class'] == 'galaxy'])
+    show(f'photutils: {segm.n_labels} sources detected. star-galaxy '
+         f'({n_samples} MC samples): {len(labels)} galaxies, '
+         f"{int(np.sum(classes['class'] == 'star'))} stars; "
+         + _classification_against_truth(classes, truth))
     galaxies = segm.copy()
     galaxies.keep_labels(labels)
 

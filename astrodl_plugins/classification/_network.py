@@ -108,7 +108,8 @@ def band_statistics(stamps):
         int(aperture.sum())
 
 
-def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix):
+def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix,
+                   scaling='flux'):
     """
     Scaled network inputs from stamps in the model's band order.
 
@@ -122,6 +123,13 @@ def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix):
         ``(n,)`` PSF FWHM in pixels.
     sigma, flux, npix
         From `band_statistics`.
+    scaling : {'flux', 'noise'}, optional
+        ``'flux'``: divide by the summed central flux of the present bands,
+        then ``asinh(500 x) / 3`` (brightness-invariant). ``'noise'``:
+        divide by twice the present bands' quadrature-mean noise, then
+        ``asinh(x) / 3``: linear up to a few sigma (faint sources keep
+        their information), logarithmic in bright cores. Both use one
+        divisor for all bands, so the colours are kept.
 
     Returns
     -------
@@ -129,10 +137,18 @@ def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix):
         ``[stamps, conditions]`` for the network.
     """
     present = np.asarray(present, np.float32)
-    scale = np.sum(flux * present, axis=1)
-    floor = 5.0 * np.sqrt(np.sum(present * npix * sigma**2, axis=1))
-    scale = np.maximum(scale, floor)
-    x = np.arcsinh(stamps * (_GAIN / scale)[:, None, None, None]) / 3.0
+    if scaling == 'noise':
+        n_present = np.maximum(present.sum(axis=1), 1.0)
+        noise = np.sqrt(np.sum(present * sigma**2, axis=1) / n_present)
+        x = np.arcsinh(stamps / (2.0 * noise)[:, None, None, None]) / 3.0
+    elif scaling == 'flux':
+        scale = np.sum(flux * present, axis=1)
+        floor = 5.0 * np.sqrt(np.sum(present * npix * sigma**2, axis=1))
+        scale = np.maximum(scale, floor)
+        x = np.arcsinh(stamps * (_GAIN / scale)[:, None, None, None]) / 3.0
+    else:
+        msg = f"scaling must be 'flux' or 'noise', got {scaling!r}"
+        raise ValueError(msg)
     x = np.where(np.isfinite(x), x, 0.0) * present[:, None, None, :]
     log_psf = (np.log(np.asarray(psf_fwhm, np.float32)) - np.log(3.0)) / 0.5
     conditions = np.concatenate([present, log_psf[:, None]], axis=1)

@@ -55,10 +55,11 @@ def prepared_arrays(stamps, psf_fwhm):
     return [stamps, sigma, flux, psf], npix
 
 
-def fixed_inputs(arrays, npix, present):
+def fixed_inputs(arrays, npix, present, scaling='flux'):
     """Network inputs for a fixed band-presence array (no augmentation)."""
     stamps, sigma, flux, psf = arrays
-    return net.network_inputs(stamps, present, psf, sigma, flux, npix)
+    return net.network_inputs(stamps, present, psf, sigma, flux, npix,
+                              scaling=scaling)
 
 
 def fit_classifier(estimator, stamps, labels, *, psf_fwhm, bands=None,
@@ -101,14 +102,16 @@ def fit_classifier(estimator, stamps, labels, *, psf_fwhm, bands=None,
     val_rng = np.random.default_rng(seed + 1)
     val_present = (net.random_band_subsets(val_rng, len(val_stamps))
                    if all_bands else net.presence(val_bands, len(val_stamps)))
-    validation = (fixed_inputs(val_arrays, npix, val_present), val_targets)
+    scaling = estimator.scaling
+    validation = (fixed_inputs(val_arrays, npix, val_present, scaling),
+                  val_targets)
     fixed_present = net.presence(bands, 1)[0]
 
     def prepare(inputs, batch_targets, batch_rng):
         n = len(batch_targets)
         present = (net.random_band_subsets(batch_rng, n) if all_bands
                    else np.tile(fixed_present, (n, 1)))
-        x, conditions = fixed_inputs(inputs, npix, present)
+        x, conditions = fixed_inputs(inputs, npix, present, scaling)
         if augment:
             x = random_dihedral(x, batch_rng)[0]
         return [x, conditions], batch_targets

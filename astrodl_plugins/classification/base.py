@@ -98,11 +98,12 @@ class SourceClassifier(Estimator):
     bands = BANDS
 
     def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
-                 dropout=0.25):
+                 dropout=0.25, scaling='flux'):
         self.stamp_size = stamp_size
         self.widths = widths
         self.dense = dense
         self.dropout = dropout
+        self.scaling = scaling
 
     @property
     def output_names(self):
@@ -272,7 +273,7 @@ class SourceClassifier(Estimator):
             _band_usable(stamps)[:, None, None, :].astype(np.float32),
             bands)[:, 0, 0, :]
         inputs = net.network_inputs(model_stamps, present, psf, sigma, flux,
-                                    npix)
+                                    npix, scaling=self.scaling)
         if tta:
             inputs = [np.concatenate([apply_dihedral(inputs[0], k, flip)
                                       for k, flip in _DIHEDRAL]),

@@ -35,6 +35,9 @@ class GalaxyMorphology(SourceClassifier):
         Units of the dense layers.
     dropout : float, optional
         MC-dropout rate.
+    scaling : {'flux', 'noise'}, optional
+        How stamps are scaled for the network (see
+        ``classification._network.network_inputs``); default ``'flux'``.
 
     Examples
     --------
@@ -54,6 +57,6 @@ class GalaxyMorphology(SourceClassifier):
     ranges = MORPHOLOGY_RANGES
 
     def __init__(self, stamp_size=48, widths=(16, 32, 64), dense=128,
-                 dropout=0.25):
+                 dropout=0.25, scaling='flux'):
         super().__init__(stamp_size=stamp_size, widths=widths, dense=dense,
-                         dropout=dropout)
+                         dropout=dropout, scaling=scaling)

@@ -20,8 +20,8 @@ class StarGalaxyClassifier(SourceClassifier):
     The shipped preset ``'star-galaxy'`` was trained by
     ``astrodl train star-galaxy`` on GalSim simulations (see its model
     card): PSF FWHM 1.5-6 pix, S/N 5-1000 in the reference band,
-    galaxies with half-light radii 0.3-12 pix. Sources whose PSF is
-    outside that range are flagged (bit 4).
+    galaxies with half-light radii of 0.35-5 PSF FWHM. Sources whose PSF
+    is outside that range are flagged (bit 4).
 
     Parameters
     ----------
@@ -33,6 +33,9 @@ class StarGalaxyClassifier(SourceClassifier):
         Units of the dense layers.
     dropout : float, optional
         MC-dropout rate.
+    scaling : {'flux', 'noise'}, optional
+        How stamps are scaled for the network (see
+        ``classification._network.network_inputs``); default ``'noise'``.
 
     Examples
     --------
@@ -51,6 +54,6 @@ class StarGalaxyClassifier(SourceClassifier):
     ranges = STAR_GALAXY_RANGES
 
     def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
-                 dropout=0.25):
+                 dropout=0.25, scaling='noise'):
         super().__init__(stamp_size=stamp_size, widths=widths, dense=dense,
-                         dropout=dropout)
+                         dropout=dropout, scaling=scaling)

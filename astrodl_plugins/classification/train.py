@@ -45,9 +45,10 @@ def mc_logits(estimator, inputs, *, n_samples, seed, batch_size=256):
                                       batch_size=batch_size)
 
 
-def _inputs(images, truth, bands):
+def _inputs(estimator, images, truth, bands):
     arrays, npix = prepared_arrays(images, np.asarray(truth['psf_fwhm']))
-    return fixed_inputs(arrays, npix, net.presence(bands, len(images)))
+    return fixed_inputs(arrays, npix, net.presence(bands, len(images)),
+                        estimator.scaling)
 
 
 def calibrate_temperature(estimator, images, truth, *, n_samples=30, seed=0):
@@ -59,7 +60,8 @@ def calibrate_temperature(estimator, images, truth, *, n_samples=30, seed=0):
     arrays, npix = prepared_arrays(images, np.asarray(truth['psf_fwhm']))
     present = net.random_band_subsets(np.random.default_rng(seed),
                                       len(images))
-    logits = mc_logits(estimator, fixed_inputs(arrays, npix, present),
+    logits = mc_logits(estimator, fixed_inputs(arrays, npix, present,
+                                               estimator.scaling),
                        n_samples=n_samples, seed=seed)
     y = np.asarray(truth['label'])
     temperature = fit_temperature(logits, y)
@@ -98,7 +100,8 @@ def evaluate_classifier(estimator, images, truth, *, band_sets=None,
     for bands in band_sets:
         key = ''.join(bands)
         start = time.perf_counter()
-        logits = mc_logits(estimator, _inputs(images, truth, bands),
+        logits = mc_logits(estimator, _inputs(estimator, images, truth,
+                                              bands),
                            n_samples=n_samples, seed=seed)
         seconds = (time.perf_counter() - start) / len(y)
         p = mc_probabilities(logits, estimator.temperature_)
@@ -228,7 +231,8 @@ _REFERENCES = {
 
 
 def train_classifier(name, *, n_train, seed=1, output, n_validation=8_000,
-                     n_test=10_000, epochs=15, patience=3, cache_dir=None,
+                     n_test=10_000, epochs=15, patience=3, refine_epochs=0,
+                     refine_learning_rate=3e-4, cache_dir=None,
                      overwrite=False, verbose=2):
     """
     Simulate, train, calibrate, evaluate and save a classifier preset.
@@ -248,6 +252,11 @@ def train_classifier(name, *, n_train, seed=1, output, n_validation=8_000,
         Sizes of the validation and held-out test sets.
     epochs, patience : int, optional
         Maximum epochs (cosine decay from 1e-3) and early-stopping patience.
+    refine_epochs : int, optional
+        Epochs of a second stage that continues from the best weights with
+        a new cosine decay from ``refine_learning_rate`` (0: none).
+    refine_learning_rate : float, optional
+        Initial learning rate of the second stage.
     cache_dir : path-like, optional
         Keep the simulated sets there and reuse them.
     overwrite : bool, optional
@@ -281,15 +290,36 @@ def train_classifier(name, *, n_train, seed=1, output, n_validation=8_000,
                                    validation[1]['psf_fwhm']),
                   epochs=epochs, patience=patience, seed=seed,
                   verbose=verbose)
+    if refine_epochs:
+        refine(estimator, train, validation, epochs=refine_epochs,
+               learning_rate=refine_learning_rate, seed=seed,
+               verbose=verbose)
     seconds = time.perf_counter() - start
     return finish_classifier(
         estimator, validation, test, seed=seed, n_train=n_train,
         output=output, overwrite=overwrite, training_seconds=seconds,
-        epochs=epochs)
+        epochs=epochs, refine_epochs=refine_epochs)
+
+
+def refine(estimator, train, validation, *, epochs, learning_rate, seed,
+           verbose=2):
+    """Second training stage from the current weights; histories joined."""
+    stage1 = estimator.history_
+    estimator.fit(train[0], train[1]['label'], psf_fwhm=train[1]['psf_fwhm'],
+                  bands=BANDS,
+                  validation_data=(validation[0], validation[1]['label'],
+                                   validation[1]['psf_fwhm']),
+                  epochs=epochs, patience=epochs,
+                  learning_rate=learning_rate, seed=seed, verbose=verbose)
+    estimator.history_ = {key: stage1[key] + estimator.history_[key]
+                          for key in stage1}
+    estimator.history_['stage1_epochs'] = len(stage1['loss'])
+    return estimator
 
 
 def finish_classifier(estimator, validation, test, *, seed, n_train, output,
-                      overwrite=False, training_seconds=None, epochs=15):
+                      overwrite=False, training_seconds=None, epochs=15,
+                      refine_epochs=0):
     """Calibrate, evaluate, write the model card and save the preset."""
     from ..training.fit import plot_history
 
@@ -307,7 +337,8 @@ def finish_classifier(estimator, validation, test, *, seed, n_train, output,
         'summary': estimator.description,
         'reference': _REFERENCES[name],
         'command': (f'astrodl train {name} --n-train {n_train} --seed '
-                    f'{seed} --epochs {epochs} --output DIR'),
+                    f'{seed} --epochs {epochs} --refine-epochs '
+                    f'{refine_epochs} --output DIR'),
         'seed': seed,
         'training_data': {
             'simulator': f'astrodl_plugins.simulate.{_simulator(name).__name__}',
@@ -321,6 +352,8 @@ def finish_classifier(estimator, validation, test, *, seed, n_train, output,
                          in estimator.ranges.items()},
         'training': {
             'epochs_run': len(history['loss']),
+            'stage1_epochs': history.get('stage1_epochs',
+                                         len(history['loss'])),
             'best_val_loss': float(np.min(history['val_loss'])),
             'seconds': training_seconds,
         },

@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Background subtraction and detection with photutils (demo and CLI)."""
 
+import inspect
 import warnings
 
 import numpy as np
@@ -53,16 +54,25 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
     )
 
     mask = None if ccd.mask is None else np.asarray(ccd.mask, bool)
-    bad = ~np.isfinite(ccd.data)
+    # Native-endian float64: FITS arrays are big-endian, which photutils'
+    # background statistics do not handle.
+    image = np.asarray(ccd.data, dtype=np.float64)
+    bad = ~np.isfinite(image)
     mask = bad if mask is None else (mask | bad)
     size = 2 * int(round(1.5 * kernel_fwhm)) + 1
     kernel = make_2dgaussian_kernel(kernel_fwhm, size=size)
 
     def subtract_and_detect(background_mask):
-        background = Background2D(ccd.data, box_size, mask=background_mask,
-                                  filter_size=(3, 3),
-                                  bkg_estimator=MedianBackground())
-        data = np.where(mask, np.nan, ccd.data - background.background)
+        kwargs = {'mask': background_mask, 'filter_size': (3, 3),
+                  'bkg_estimator': MedianBackground()}
+        try:
+            background = Background2D(image, box_size, **kwargs)
+        except ValueError:
+            # Crowded fields: sigma clipping and masks leave no box with
+            # 90 % good pixels; accept boxes with half.
+            background = Background2D(image, box_size, exclude_percentile=50,
+                                      **kwargs)
+        data = np.where(mask, np.nan, image - background.background)
         with warnings.catch_warnings():
             # NaN (masked) pixels are interpolated by convolve: wanted.
             warnings.simplefilter('ignore')
@@ -77,13 +87,22 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
         # the measured sizes and fluxes: mask the (dilated) sources and
         # estimate the background again.
         sources = segm.make_source_mask(size=2 * int(box_size // 6) + 1)
-        data, convolved, segm = subtract_and_detect(mask | sources)
+        try:
+            data, convolved, segm = subtract_and_detect(mask | sources)
+        except ValueError:
+            # Crowded fields: the dilated sources cover (almost) every
+            # background box; keep the first, unmasked estimate.
+            pass
     if segm is not None and deblend:
         from photutils.segmentation import deblend_sources
 
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            segm = deblend_sources(convolved, segm, n_pixels)
+            kwargs = {}
+            if 'progress_bar' in inspect.signature(
+                    deblend_sources).parameters:
+                kwargs['progress_bar'] = False
+            segm = deblend_sources(convolved, segm, n_pixels, **kwargs)
     subtracted = CCDData(data, unit=ccd.unit, mask=mask, wcs=ccd.wcs,
                          uncertainty=ccd.uncertainty, meta=dict(ccd.meta))
     if segm is None:

@@ -50,7 +50,8 @@ STAR_GALAXY_RANGES = {
     'snr': (5.0, 1000.0),
     'psf_fwhm': (1.5, 6.0),
     'psf_beta': (2.5, 5.0),
-    'r_eff': (0.3, 12.0),
+    'r_eff_over_fwhm': (0.35, 5.0),
+    'r_eff': (0.5, 15.0),
 }
 #: Ranges of the morphology simulator (classified galaxies and point sources).
 MORPHOLOGY_RANGES = {
@@ -367,8 +368,9 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     Stars are the PSF (Moffat, FWHM and beta varied, slight ellipticity,
     position jitter) with colours along a stellar locus. Galaxies are
     Sersic profiles (n 0.5-6) or bulge + disk systems, with semi-major
-    half-light radii from 0.3 pixel (unresolved) to 12 pixels, and
-    galaxy colours. S/N (reference band) is log-uniform in 5-1000.
+    half-light radii log-uniform from 0.35 PSF FWHM (barely resolved) to 5
+    PSF FWHM (within 0.5-15 pixels), and galaxy colours. S/N (reference
+    band) is log-uniform in 5-1000.
 
     Parameters
     ----------
@@ -412,8 +414,9 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
                     np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
     grid = sersic_index_grid()
     params['snr'] = _loguniform(rng, *r['snr'], n)
-    params['r_eff'] = np.where(label == 1, _loguniform(rng, *r['r_eff'], n),
-                               0.0)
+    size = np.clip(params['psf_fwhm']
+                   * _loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
+    params['r_eff'] = np.where(label == 1, size, 0.0)
     params['sersic_n'] = np.where(kind == 'sersic',
                                   grid[rng.integers(grid.size, size=n)],
                                   np.nan)

@@ -58,6 +58,24 @@ class TestCommands:
         assert main(args) == 2
         assert 'overwrite' in capsys.readouterr().err
 
+    def test_predict_classifier_with_bands(self, tmp_path, capsys):
+        ccd, truth = load_sample_field()
+        paths = []
+        for band in ('g', 'r'):
+            paths.append(str(tmp_path / f'field_{band}.fits'))
+            ccd.write(paths[-1])
+        output = tmp_path / 'classes.ecsv'
+        assert main(['predict', 'star-galaxy', *paths, '--bands', 'g', 'r',
+                     '--output', str(output), '--n-samples', '5']) == 0
+        table = QTable.read(output)
+        assert table.meta['bands'] == ['g', 'r']
+        assert set(table['class']) <= {'star', 'galaxy'}
+        assert 'classes:' in capsys.readouterr().out
+        # One image per band only for the classifiers.
+        assert main(['predict', 'galaxy-structure', *paths, '--output',
+                     str(tmp_path / 'x.ecsv')]) == 2
+        assert 'one image' in capsys.readouterr().err
+
     def test_unknown_estimator(self, tmp_path, capsys):
         ccd, _ = load_sample_field()
         path = tmp_path / 'field.fits'

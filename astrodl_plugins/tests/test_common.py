@@ -116,6 +116,7 @@ class TestEstimatorContract:
         with pytest.raises(TypeError, match='boolean'):
             estimator.predict(np.zeros((50, 50), bool), positions=[[25, 25]])
         with pytest.raises(ValueError, match='2-D'):
-            estimator.predict(np.zeros((3, 50, 50)), positions=[[25, 25]])
+            # (3, 50, 50) is a band cube for the multi-band classifiers.
+            estimator.predict(np.zeros((2, 3, 50, 50)), positions=[[25, 25]])
         with pytest.raises(ValueError, match='outside'):
             estimator.predict(_image(), positions=[[1000.0, 5.0]])
