@@ -128,8 +128,11 @@ def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix,
         then ``asinh(500 x) / 3`` (brightness-invariant). ``'noise'``:
         divide by twice the present bands' quadrature-mean noise, then
         ``asinh(x) / 3``: linear up to a few sigma (faint sources keep
-        their information), logarithmic in bright cores. Both use one
-        divisor for all bands, so the colours are kept.
+        their information), logarithmic in bright cores. ``'hybrid'``:
+        ``'noise'`` for faint sources and ``'flux'``'s divisor for those
+        brighter than about S/N 200, so that bright sources stay in the
+        trained range. All use one divisor for all bands, so the colours
+        are kept.
 
     Returns
     -------
@@ -137,17 +140,24 @@ def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix,
         ``[stamps, conditions]`` for the network.
     """
     present = np.asarray(present, np.float32)
-    if scaling == 'noise':
+    if scaling in ('noise', 'hybrid'):
         n_present = np.maximum(present.sum(axis=1), 1.0)
-        noise = np.sqrt(np.sum(present * sigma**2, axis=1) / n_present)
-        x = np.arcsinh(stamps / (2.0 * noise)[:, None, None, None]) / 3.0
+        divisor = 2.0 * np.sqrt(np.sum(present * sigma**2, axis=1)
+                                / n_present)
+        if scaling == 'hybrid':
+            # Bright sources: the flux scale, so that they stay in the
+            # trained dynamic range whatever their S/N.
+            divisor = np.maximum(divisor, np.sum(flux * present, axis=1)
+                                 / _GAIN)
+        x = np.arcsinh(stamps / divisor[:, None, None, None]) / 3.0
     elif scaling == 'flux':
         scale = np.sum(flux * present, axis=1)
         floor = 5.0 * np.sqrt(np.sum(present * npix * sigma**2, axis=1))
         scale = np.maximum(scale, floor)
         x = np.arcsinh(stamps * (_GAIN / scale)[:, None, None, None]) / 3.0
     else:
-        msg = f"scaling must be 'flux' or 'noise', got {scaling!r}"
+        msg = ("scaling must be 'flux', 'noise' or 'hybrid', got "
+               f'{scaling!r}')
         raise ValueError(msg)
     x = np.where(np.isfinite(x), x, 0.0) * present[:, None, None, :]
     log_psf = (np.log(np.asarray(psf_fwhm, np.float32)) - np.log(3.0)) / 0.5

@@ -33,9 +33,9 @@ class StarGalaxyClassifier(SourceClassifier):
         Units of the dense layers.
     dropout : float, optional
         MC-dropout rate.
-    scaling : {'flux', 'noise'}, optional
+    scaling : {'flux', 'noise', 'hybrid'}, optional
         How stamps are scaled for the network (see
-        ``classification._network.network_inputs``); default ``'noise'``.
+        ``classification._network.network_inputs``); default ``'hybrid'``.
 
     Examples
     --------
@@ -54,6 +54,6 @@ class StarGalaxyClassifier(SourceClassifier):
     ranges = STAR_GALAXY_RANGES
 
     def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
-                 dropout=0.25, scaling='noise'):
+                 dropout=0.25, scaling='hybrid'):
         super().__init__(stamp_size=stamp_size, widths=widths, dense=dense,
                          dropout=dropout, scaling=scaling)

@@ -132,16 +132,22 @@ def evaluate_classifier(estimator, images, truth, *, band_sets=None,
     return out
 
 
-def baseline_star_galaxy(images, truth, band='r'):
-    """AUC of the photutils concentration baseline, overall and per S/N."""
+def baseline_star_galaxy(images, truth, band='r', psf_beta=None):
+    """
+    AUC of the photutils concentration baseline, overall and per S/N.
+
+    ``psf_beta=None`` gives the baseline the true Moffat beta of each stamp
+    (more than the CNN is told); a number gives it that nominal beta, so
+    that it knows the PSF FWHM only, as CLASS_STAR does.
+    """
     from .baseline import psf_concentration_score
 
     y = np.asarray(truth['label'])
     snr = np.asarray(truth['snr'])
+    beta = np.asarray(truth['psf_beta']) if psf_beta is None else psf_beta
     score = psf_concentration_score(images[..., BANDS.index(band)],
                                     np.asarray(truth['psf_fwhm'])
-                                    * _band_scale(band),
-                                    np.asarray(truth['psf_beta']))
+                                    * _band_scale(band), beta)
     # Galaxies are the positive class: less concentrated -> higher score.
     galaxy_score = -np.nan_to_num(score, nan=0.0)
     out = {'auc': roc_auc(y == 1, galaxy_score),
@@ -174,7 +180,11 @@ def _plot_auc(metrics, baseline, path):
                 label=f'CNN, bands {key}')
     rows = baseline['by_snr']
     ax.plot(mid, [r['auc'] for r in rows], 'k^--',
-            label='photutils concentration (r)')
+            label='photutils concentration (r, FWHM + beta)')
+    if 'baseline_r_fwhm_only' in metrics:
+        rows = metrics['baseline_r_fwhm_only']['by_snr']
+        ax.plot(mid, [r['auc'] for r in rows], 'kv:',
+                label='photutils concentration (r, FWHM only)')
     ax.set_xscale('log')
     ax.set_xlabel('S/N (r band)')
     ax.set_ylabel('ROC AUC (galaxy vs star)')
@@ -395,10 +405,14 @@ def finish_classifier(estimator, validation, test, *, seed, n_train, output,
     if len(estimator.classes) == 2:
         by_snr_header += ['AUC gri', 'AUC r']
         baseline = baseline_star_galaxy(*test)
+        nominal = baseline_star_galaxy(*test, psf_beta=3.5)
         metrics['baseline_r'] = baseline
-        by_snr_header += ['AUC photutils baseline (r)']
-        for row, base in zip(rows, baseline['by_snr']):
-            row.append(base['auc'])
+        metrics['baseline_r_fwhm_only'] = nominal
+        by_snr_header += ['AUC photutils (r, FWHM only)',
+                          'AUC photutils (r, FWHM + true beta)']
+        for row, base, nom in zip(rows, baseline['by_snr'],
+                                  nominal['by_snr']):
+            row += [nom['auc'], base['auc']]
     tables.append({'title': 'Held-out metrics by S/N (reference band)',
                    'header': by_snr_header, 'rows': rows})
     card['metrics'] = metrics

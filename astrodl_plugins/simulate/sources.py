@@ -49,7 +49,8 @@ MORPHOLOGY_CLASSES = ('spheroid', 'disk', 'irregular', 'point_source',
 STAR_GALAXY_RANGES = {
     'snr': (5.0, 1000.0),
     'psf_fwhm': (1.5, 6.0),
-    'psf_beta': (2.5, 5.0),
+    'psf_beta': (1.8, 5.0),
+    'psf_halo': (0.0, 0.15),
     'r_eff_over_fwhm': (0.35, 5.0),
     'r_eff': (0.5, 15.0),
 }
@@ -88,9 +89,9 @@ def _galaxy_colours(rng, kind, n):
             np.clip(rng.normal(rm, rs, n), -0.3, 1.2))
 
 
-def _common(rng, n, psf_fwhm, bands):
+def _common(rng, n, psf_fwhm, bands, psf_beta=(2.5, 5.0)):
     """Observing conditions shared by both simulators."""
-    betas = np.linspace(2.5, 5.0, _N_BETA_GRID)
+    betas = np.linspace(*psf_beta, _N_BETA_GRID)
     params = {
         'psf_fwhm': rng.uniform(*psf_fwhm, n),
         'psf_beta': betas[rng.integers(betas.size, size=n)],
@@ -107,10 +108,16 @@ def _common(rng, n, psf_fwhm, bands):
 
 
 def _psf(galsim, params, i, band, gsparams):
-    return (galsim.Moffat(beta=params['psf_beta'][i],
-                          fwhm=params['psf_fwhm'][i] * PSF_BAND_SCALE[band],
-                          gsparams=gsparams)
-            .shear(g1=params['psf_g1'][i], g2=params['psf_g2'][i]))
+    fwhm = params['psf_fwhm'][i] * PSF_BAND_SCALE[band]
+    psf = galsim.Moffat(beta=params['psf_beta'][i], fwhm=fwhm,
+                        gsparams=gsparams)
+    halo = params['psf_halo'][i] if 'psf_halo' in params else 0.0
+    if halo > 0:
+        # A wide Gaussian halo (scattered light), as real PSFs have.
+        wide = galsim.Gaussian(fwhm=fwhm * params['psf_halo_scale'][i],
+                               gsparams=gsparams)
+        psf = galsim.Add([psf.withFlux(1.0 - halo), wide.withFlux(halo)])
+    return psf.shear(g1=params['psf_g1'][i], g2=params['psf_g2'][i])
 
 
 def _band_flux_ratio(band, g_r, r_i):
@@ -365,8 +372,9 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     """
     Simulate multi-band stamps of stars and galaxies with their truth.
 
-    Stars are the PSF (Moffat, FWHM and beta varied, slight ellipticity,
-    position jitter) with colours along a stellar locus. Galaxies are
+    Stars are the PSF (Moffat, FWHM and beta 1.8-5 varied, 0-15 % of the
+    light in a Gaussian halo 2-4 times wider, slight ellipticity, position
+    jitter) with colours along a stellar locus. Galaxies are
     Sersic profiles (n 0.5-6) or bulge + disk systems, with semi-major
     half-light radii log-uniform from 0.35 PSF FWHM (barely resolved) to 5
     PSF FWHM (within 0.5-15 pixels), and galaxy colours. S/N (reference
@@ -408,7 +416,7 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     r.update(ranges or {})
     rng = np.random.default_rng(seed)
     n = n_stamps
-    params = _common(rng, n, r['psf_fwhm'], bands)
+    params = _common(rng, n, r['psf_fwhm'], bands, r['psf_beta'])
     label = (rng.random(n) >= star_fraction).astype(np.int64)
     kind = np.where(label == 0, 'star',
                     np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
@@ -429,10 +437,14 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     params['g_r'] = np.where(label == 0, star_gr, gal_gr)
     params['r_i'] = np.where(label == 0, star_ri, gal_ri)
     params['profile'] = kind
+    params['psf_halo'] = rng.uniform(*r['psf_halo'], n)
+    params['psf_halo_scale'] = rng.uniform(2.0, 4.0, n)
     images, flux_r = _run(params, list(kind), bands, stamp_size, seed,
                           neighbour_fraction, n_processes)
-    return images, _truth(params, kind, STAR_GALAXY_CLASSES, label, bands,
-                          flux_r)
+    truth = _truth(params, kind, STAR_GALAXY_CLASSES, label, bands, flux_r)
+    truth['psf_halo'] = params['psf_halo']
+    truth['psf_halo_scale'] = params['psf_halo_scale']
+    return images, truth
 
 
 def simulate_morphology_stamps(n_stamps, *, seed, stamp_size=48,
