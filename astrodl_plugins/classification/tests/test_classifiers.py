@@ -92,7 +92,8 @@ class TestSimulators:
 
         images, truth = simulate_star_galaxy_stamps(
             200, seed=1, stamp_size=32, n_processes=1,
-            ranges={'snr': (200, 1000)}, neighbour_fraction=0.0)
+            ranges={'snr': (200, 1000), 'psf_halo': (0.0, 0.0)},
+            neighbour_fraction=0.0)
         score = psf_concentration_score(images[..., 1],
                                         truth['psf_fwhm'], truth['psf_beta'])
         stars = truth['label'] == 0
