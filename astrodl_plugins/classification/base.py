@@ -12,6 +12,7 @@ from ..exceptions import AstrodlUserWarning
 from ..simulate.sources import BANDS
 from ..training.augment import apply_dihedral
 from . import _network as net
+from .metrics import softmax
 
 __all__ = ['SourceClassifier', 'estimate_psf_fwhm']
 
@@ -169,11 +170,10 @@ class SourceClassifier(Estimator):
         sources = locate_sources(reference,
                                  segmentation_image=segmentation_image,
                                  positions=positions)
-        stamps, errors, flags = [], [], np.zeros(len(sources.x), np.int32)
+        stamps, flags = [], np.zeros(len(sources.x), np.int32)
         for image in images:
-            stamp, error, flag = cut_stamps(image, sources, self.stamp_size)
+            stamp, _, flag = cut_stamps(image, sources, self.stamp_size)
             stamps.append(stamp)
-            errors.append(error)
             flags |= flag
         kwargs['bands'] = bands
         if kwargs.get('psf_fwhm') is None and not any(
@@ -188,9 +188,8 @@ class SourceClassifier(Estimator):
             kwargs['_psf_source'] = 'estimated from the data'
         return reference, sources, np.stack(stamps, axis=-1), None, flags
 
-    def predict_stamps(self, stamps, *, bands=None, psf_fwhm, n_samples=50,
-                       seed=None, batch_size=64, device='auto',
-                       quantiles=None, return_samples=False, tta=False):
+    def predict_stamps(self, stamps, *, bands=None, psf_fwhm, tta=False,
+                       **kwargs):
         """
         Classify sources already cut into centred stamps.
 
@@ -206,23 +205,18 @@ class SourceClassifier(Estimator):
         tta : bool, optional
             Test-time augmentation: pool the draws over the 8 rotations
             and flips of each stamp.
-
-        Other keywords are as in `predict`.
+        **kwargs
+            ``n_samples``, ``seed``, ``batch_size``, ``device``,
+            ``quantiles``, ``return_samples``, as in `predict`.
 
         Returns
         -------
         table : `~astropy.table.QTable`
         """
-        from astropy.table import QTable
+        return super().predict_stamps(stamps, bands=bands, psf_fwhm=psf_fwhm,
+                                      tta=tta, **kwargs)
 
-        from ..core.device import resolve_device
-        from ..core.inputs import ImageData, Sources
-        from ..core.table import build_table
-
-        self._check_fitted()
-        n_samples, batch_size, quantiles, seed = self._check_predict_args(
-            n_samples, batch_size, quantiles, seed)
-        device_name = resolve_device(device)
+    def _stamp_array(self, stamps, kwargs):
         stamps = np.array(stamps, dtype=np.float32)
         if stamps.ndim == 3:
             stamps = stamps[..., None]
@@ -231,6 +225,7 @@ class SourceClassifier(Estimator):
             msg = (f'stamps must have shape (N, {size}, {size}[, bands]), '
                    f'got {stamps.shape}')
             raise ValueError(msg)
+        bands = kwargs.get('bands')
         if bands is None:
             bands = (self.default_band,) if stamps.shape[-1] == 1 else \
                 self.bands[:stamps.shape[-1]]
@@ -240,26 +235,8 @@ class SourceClassifier(Estimator):
             msg = (f'bands {bands} do not match the {stamps.shape[-1]} '
                    f'channels or are not among {self.bands}')
             raise ValueError(msg)
-        n = len(stamps)
-        image = ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), None,
-                          None, None, None, {})
-        center = np.full(n, (size - 1) / 2)
-        sources = Sources(np.arange(1, n + 1), center, center)
-        flags = np.where(np.isfinite(stamps).all(axis=(1, 2, 3)), 0,
-                         1).astype(np.int32)
-        columns, flags, draws = self._measure(
-            stamps, None, flags, image, sources, n_samples=n_samples,
-            seed=seed, batch_size=batch_size, device_name=device_name,
-            quantiles=quantiles, progress_bar=False, bands=bands,
-            psf_fwhm=psf_fwhm, tta=tta)
-        table = build_table({'label': sources.label}, columns, flags,
-                            self._meta(image, n_samples, seed, device_name,
-                                       quantiles))
-        table.meta['bands'] = list(bands)
-        table = QTable(table)
-        if return_samples:
-            return table, draws
-        return table
+        kwargs['bands'] = bands
+        return stamps
 
     # -- hooks of Estimator.predict -----------------------------------------
 
@@ -290,10 +267,7 @@ class SourceClassifier(Estimator):
             n = len(raw) // len(_DIHEDRAL)
             raw = raw.reshape(len(_DIHEDRAL), n, *raw.shape[1:])
             raw = np.concatenate(list(raw), axis=1)
-        logits = raw / getattr(self, 'temperature_', 1.0)
-        logits = logits - logits.max(-1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(-1, keepdims=True)
+        probs = softmax(raw, getattr(self, 'temperature_', 1.0))
         draws = {f'p_{name}': probs[..., k]
                  for k, name in enumerate(self.classes)}
         zeros = {key: np.zeros_like(value) for key, value in draws.items()}
@@ -305,13 +279,10 @@ class SourceClassifier(Estimator):
     def _range_flags(self, draws, context):
         low, high = self.ranges.get('psf_fwhm', (0.0, np.inf))
         out = (context['psf'] < low * 0.95) | (context['psf'] > high * 1.05)
-        self._last_context = {'bands': context['bands'],
-                              'psf_source': context['psf_source'],
-                              'tta': context['tta']}
         return np.where(out, 4, 0).astype(np.int32)
 
     def _measure(self, *args, **kwargs):
-        columns, flags, draws = super()._measure(*args, **kwargs)
+        columns, flags, draws, context = super()._measure(*args, **kwargs)
         probs = np.stack([draws[name].value for name in self.output_names],
                          axis=-1)
         out = {}
@@ -332,15 +303,16 @@ class SourceClassifier(Estimator):
         mutual = np.clip(entropy - each.mean(-1), 0.0, None)
         out['mutual_information'] = (np.where(good, mutual, np.nan)
                                      * u.dimensionless_unscaled)
-        return out, flags, draws
+        return out, flags, draws, context
 
-    def _meta(self, image, n_samples, seed, device_name, quantiles):
-        meta = super()._meta(image, n_samples, seed, device_name, quantiles)
-        context = getattr(self, '_last_context', {})
+    def _meta(self, image, n_samples, seed, device_name, quantiles,
+              context):
+        meta = super()._meta(image, n_samples, seed, device_name, quantiles,
+                             context)
         meta['classes'] = list(self.classes)
-        meta['bands'] = list(context.get('bands', ()))
-        meta['psf_fwhm_source'] = context.get('psf_source')
-        meta['tta'] = context.get('tta', False)
+        meta['bands'] = list(context['bands'])
+        meta['psf_fwhm_source'] = context['psf_source']
+        meta['tta'] = context['tta']
         meta['temperature'] = float(getattr(self, 'temperature_', 1.0))
         meta['entropy_unit'] = 'nat'
         return meta

@@ -4,7 +4,8 @@
 import numpy as np
 
 __all__ = ['roc_auc', 'expected_calibration_error', 'reliability_curve',
-           'confusion_matrix', 'fit_temperature']
+           'confusion_matrix', 'softmax', 'mc_probabilities',
+           'fit_temperature']
 
 
 def roc_auc(y_true, score):
@@ -84,16 +85,20 @@ def confusion_matrix(y_true, y_pred, n_classes):
     return matrix
 
 
+def softmax(logits, temperature=1.0):
+    """Softmax of ``logits / temperature`` along the last axis."""
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(-1, keepdims=True)
+
+
 def mc_probabilities(logits, temperature=1.0):
     """MC-dropout mean of the softmax of ``logits / temperature``.
 
     ``logits`` has shape ``(n, T, n_classes)``.
     """
-    z = np.asarray(logits, np.float64) / temperature
-    z = z - z.max(-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(-1, keepdims=True)
-    return p.mean(1)
+    return softmax(logits, temperature).mean(1)
 
 
 def fit_temperature(logits, y_true, grid=None):

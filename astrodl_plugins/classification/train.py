@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.store import check_output_directory
 from ..simulate.sources import BANDS
 from . import _network as net
 from ._training import fixed_inputs, prepared_arrays
@@ -280,10 +281,7 @@ def train_classifier(name, *, n_train, seed=1, output, n_validation=8_000,
     """
     from ..training.datasets import cached_simulation
 
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        msg = f'{str(output)!r} is not empty; pass overwrite to replace it'
-        raise FileExistsError(msg)
+    output = check_output_directory(output, overwrite)
     simulator = _simulator(name)
 
     def simulate(n, s):
@@ -293,13 +291,9 @@ def train_classifier(name, *, n_train, seed=1, output, n_validation=8_000,
     validation = simulate(n_validation, seed + 1)
     test = simulate(n_test, seed + 2)
     start = time.perf_counter()
-    estimator = _estimator_class(name)()
-    estimator.fit(train[0], train[1]['label'], psf_fwhm=train[1]['psf_fwhm'],
-                  bands=BANDS,
-                  validation_data=(validation[0], validation[1]['label'],
-                                   validation[1]['psf_fwhm']),
-                  epochs=epochs, patience=patience, seed=seed,
-                  verbose=verbose)
+    estimator = _fit_on(_estimator_class(name)(), train, validation,
+                        epochs=epochs, patience=patience, seed=seed,
+                        verbose=verbose)
     if refine_epochs:
         refine(estimator, train, validation, epochs=refine_epochs,
                learning_rate=refine_learning_rate, seed=seed,
@@ -311,16 +305,20 @@ def train_classifier(name, *, n_train, seed=1, output, n_validation=8_000,
         epochs=epochs, refine_epochs=refine_epochs)
 
 
+def _fit_on(estimator, train, validation, **kwargs):
+    """``estimator.fit`` on simulated ``(images, truth)`` sets, all bands."""
+    return estimator.fit(
+        train[0], train[1]['label'], psf_fwhm=train[1]['psf_fwhm'],
+        bands=BANDS, validation_data=(validation[0], validation[1]['label'],
+                                      validation[1]['psf_fwhm']), **kwargs)
+
+
 def refine(estimator, train, validation, *, epochs, learning_rate, seed,
            verbose=2):
     """Second training stage from the current weights; histories joined."""
     stage1 = estimator.history_
-    estimator.fit(train[0], train[1]['label'], psf_fwhm=train[1]['psf_fwhm'],
-                  bands=BANDS,
-                  validation_data=(validation[0], validation[1]['label'],
-                                   validation[1]['psf_fwhm']),
-                  epochs=epochs, patience=epochs,
-                  learning_rate=learning_rate, seed=seed, verbose=verbose)
+    _fit_on(estimator, train, validation, epochs=epochs, patience=epochs,
+            learning_rate=learning_rate, seed=seed, verbose=verbose)
     estimator.history_ = {key: stage1[key] + estimator.history_[key]
                           for key in stage1}
     estimator.history_['stage1_epochs'] = len(stage1['loss'])
@@ -340,7 +338,6 @@ def finish_classifier(estimator, validation, test, *, seed, n_train, output,
     probabilities = metrics.pop('_probabilities')
     y = np.asarray(test[1]['label'])
     tables, figures = [], {}
-    directory = Path(output)
     history = estimator.history_
     card = {
         'title': name,
@@ -418,22 +415,20 @@ def finish_classifier(estimator, validation, test, *, seed, n_train, output,
     card['metrics'] = metrics
     card['tables'] = tables
     estimator.card_ = card
-    directory = estimator.save(output, overwrite=overwrite)
-    plot_history(history, Path(directory) / 'history.png', title=name)
-    _plot_reliability({k: probabilities[k] for k in ('gri', 'r')}, y,
-                      estimator.temperature_,
-                      Path(directory) / 'reliability.png', name)
     figures['reliability.png'] = ('Reliability diagram on the held-out set '
                                   '(calibrated probabilities).')
     if 'baseline_r' in metrics:
-        _plot_auc(metrics, metrics['baseline_r'],
-                  Path(directory) / 'auc_vs_snr.png')
         figures['auc_vs_snr.png'] = ('ROC AUC against S/N: the CNN with '
                                      'three bands and with r alone, and '
                                      'the photutils concentration baseline.')
-    estimator.card_['figures'] = figures
-    # Save again so the config lists the figures (same weights).
-    estimator.save(output, overwrite=True)
+    card['figures'] = figures
+    directory = Path(estimator.save(output, overwrite=overwrite))
+    plot_history(history, directory / 'history.png', title=name)
+    _plot_reliability({k: probabilities[k] for k in ('gri', 'r')}, y,
+                      estimator.temperature_, directory / 'reliability.png',
+                      name)
+    if 'baseline_r' in metrics:
+        _plot_auc(metrics, metrics['baseline_r'], directory / 'auc_vs_snr.png')
     return estimator
 
 

@@ -168,14 +168,15 @@ class Estimator:
         device_name = resolve_device(device)
         image, sources, stamps, errors, flags = self._read_and_cut(
             data, segmentation_image, positions, pixel_scale, kwargs)
-        columns, flags, draws = self._measure(
+        columns, flags, draws, context = self._measure(
             stamps, errors, flags, image, sources, n_samples=n_samples,
             seed=seed, batch_size=batch_size, device_name=device_name,
             quantiles=quantiles, progress_bar=progress_bar,
             uncertainty_parts=uncertainty_parts, **kwargs)
         table = build_table(self._leading_columns(image, sources), columns,
                             flags, self._meta(image, n_samples, seed,
-                                              device_name, quantiles))
+                                              device_name, quantiles,
+                                              context))
         if return_samples:
             return table, draws
         return table
@@ -193,7 +194,8 @@ class Estimator:
         Parameters
         ----------
         stamps : array
-            ``(N, stamp_size, stamp_size)``; NaN marks bad pixels.
+            ``(N, stamp_size, stamp_size)``; NaN marks bad pixels
+            (multi-band estimators also take a band axis last).
 
         Returns
         -------
@@ -208,35 +210,49 @@ class Estimator:
         n_samples, batch_size, quantiles, seed = self._check_predict_args(
             n_samples, batch_size, quantiles, seed)
         device_name = resolve_device(device)
-        stamps = np.array(stamps, dtype=np.float32, ndmin=3)
-        size = self.stamp_size
-        if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
-            msg = (f'stamps must have shape (N, {size}, {size}), got '
-                   f'{stamps.shape}')
-            raise ValueError(msg)
+        stamps = self._stamp_array(stamps, kwargs)
         n = len(stamps)
         image = ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), None,
                           None, None, None, {})
-        center = np.full(n, (size - 1) / 2)
+        center = np.full(n, (self.stamp_size - 1) / 2)
         sources = Sources(np.arange(1, n + 1), center, center)
-        flags = np.where(np.isfinite(stamps).all(axis=(1, 2)), 0, 1)
-        columns, flags, draws = self._measure(
-            stamps, None, flags.astype(np.int32), image, sources,
+        flags = np.where(np.isfinite(stamps).reshape(n, -1).all(axis=1), 0,
+                         1).astype(np.int32)
+        columns, flags, draws, context = self._measure(
+            stamps, None, flags, image, sources,
             n_samples=n_samples, seed=seed, batch_size=batch_size,
             device_name=device_name, quantiles=quantiles,
             progress_bar=False, uncertainty_parts=uncertainty_parts,
             **kwargs)
         table = build_table({'label': sources.label}, columns, flags,
                             self._meta(image, n_samples, seed, device_name,
-                                       quantiles))
+                                       quantiles, context))
         if return_samples:
             return table, draws
         return table
 
+    def _stamp_array(self, stamps, kwargs):
+        """
+        Check the stamps given to `predict_stamps`; a float32 array.
+
+        Multi-band estimators override this (and may read or set entries of
+        ``kwargs``, e.g. ``bands``).
+        """
+        stamps = np.array(stamps, dtype=np.float32, ndmin=3)
+        size = self.stamp_size
+        if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
+            msg = (f'stamps must have shape (N, {size}, {size}), got '
+                   f'{stamps.shape}')
+            raise ValueError(msg)
+        return stamps
+
     def _measure(self, stamps, errors, flags, image, sources, *, n_samples,
                  seed, batch_size, device_name, quantiles, progress_bar,
                  uncertainty_parts=False, **kwargs):
-        """Stamps -> output columns, flags and MC draws (full length)."""
+        """
+        Stamps -> output columns, flags and MC draws (full length), and
+        the context `_prepare` made (for `_meta`).
+        """
         usable = self._usable(stamps)
         flags = flags.copy()
         flags[~usable] |= 8
@@ -263,7 +279,7 @@ class Estimator:
                    for key, value in columns.items()}
         draws = {key: _expand(value, usable, units[key])
                  for key, value in draws.items()}
-        return columns, flags, draws
+        return columns, flags, draws, context
 
     def save(self, directory, *, overwrite=False):
         """
@@ -405,7 +421,8 @@ class Estimator:
                                                                sources.y)
         return columns
 
-    def _meta(self, image, n_samples, seed, device_name, quantiles):
+    def _meta(self, image, n_samples, seed, device_name, quantiles,
+              context):
         import keras
 
         backend = keras.backend.backend()

@@ -122,14 +122,26 @@ def read_saved(directory):
     return config, model, manifest['sha256']['model.keras']
 
 
-def write_saved(directory, model, config, *, overwrite=False):
-    """Write ``model.keras``, ``config.json`` and ``manifest.json``."""
+def check_output_directory(directory, overwrite=False):
+    """
+    Refuse to write into an existing, non-empty directory unless asked.
+
+    The training recipes call it before training, so a run is not lost at
+    the end; `write_saved` calls it again.
+    """
     directory = Path(directory)
-    _refuse_hdf5(directory)
     if directory.exists() and any(directory.iterdir()) and not overwrite:
         msg = (f'{str(directory)!r} exists and is not empty; pass '
                'overwrite=True to replace it')
         raise FileExistsError(msg)
+    return directory
+
+
+def write_saved(directory, model, config, *, overwrite=False):
+    """Write ``model.keras``, ``config.json`` and ``manifest.json``."""
+    directory = Path(directory)
+    _refuse_hdf5(directory)
+    check_output_directory(directory, overwrite)
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / 'model.keras')
     (directory / 'config.json').write_text(json.dumps(config, indent=2))

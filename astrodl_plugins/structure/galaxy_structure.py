@@ -262,8 +262,10 @@ class GalaxyStructure(Estimator):
         out |= context['snr'] < r['snr'][0]
         return np.where(out, 4, 0).astype(np.int32)
 
-    def _meta(self, image, n_samples, seed, device_name, quantiles):
-        meta = super()._meta(image, n_samples, seed, device_name, quantiles)
+    def _meta(self, image, n_samples, seed, device_name, quantiles,
+              context):
+        meta = super()._meta(image, n_samples, seed, device_name, quantiles,
+                             context)
         meta['r_eff_convention'] = _R_EFF_DOC
         celestial = _celestial(image.wcs)
         meta['angle_convention'] = ('east of north' if celestial

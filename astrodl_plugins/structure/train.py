@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.store import check_output_directory
+
 __all__ = ['train_galaxy_structure', 'calibrate_errors', 'evaluate_structure']
 
 _OUTPUTS = ('sersic_n', 'r_eff', 'axis_ratio', 'position_angle', 'flux')
@@ -254,10 +256,7 @@ def train_galaxy_structure(*, n_train=100_000, seed=1, output,
     from ..training.datasets import cached_simulation
     from .galaxy_structure import GalaxyStructure
 
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        msg = f'{str(output)!r} is not empty; pass overwrite to replace it'
-        raise FileExistsError(msg)
+    output = check_output_directory(output, overwrite)
 
     def simulate(n, s):
         return cached_simulation(simulate_galaxy_stamps, n, s,
