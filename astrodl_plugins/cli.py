@@ -2,7 +2,7 @@
 """
 The ``astrodl`` command.
 
-Subcommands: ``demo``, ``list``, ``predict``, ``train``,
+Subcommands: ``demo``, ``list``, ``predict``, ``deblend``, ``train``,
 ``make-sample-field``. ``astrodl <subcommand> --help`` describes each.
 """
 
@@ -93,12 +93,53 @@ def _predict(args):
                                       for n, c in zip(names, counts)))
 
 
+def _deblend(args):
+    from astropy import units as u
+    from astropy.io import fits
+
+    from . import get_estimator
+    from .core.detection import subtract_background_and_detect
+
+    outputs = [args.output] + ([args.catalog] if args.catalog else [])
+    for path in outputs:
+        if os.path.exists(path) and not args.overwrite:
+            msg = f'{path!r} exists; pass --overwrite to replace it'
+            raise FileExistsError(msg)
+    unit = u.Unit(args.unit) if args.unit else None
+    ccd = _read_ccd(args.image, unit)
+    data, segm, _ = subtract_background_and_detect(
+        ccd, n_sigma=args.n_sigma, n_pixels=args.n_pixels)
+    if segm is None:
+        print('No sources detected; nothing written.')
+        return
+    deblender = get_estimator('deblender')
+    result = deblender.deblend(data, segm, args.n_pixels,
+                               n_samples=args.n_samples, seed=args.seed,
+                               progress_bar=True,
+                               fluxes=args.catalog is not None)
+    header = ccd.wcs.to_header() if ccd.wcs is not None else fits.Header()
+    header['EXTNAME'] = 'SEGMENTATION'
+    header['COMMENT'] = ('astrodl deblend: deblended segmentation image '
+                         f'({segm.n_labels} detected, '
+                         f'{result.segmentation_image.n_labels} after '
+                         'deblending)')
+    fits.writeto(args.output, result.segmentation_image.data, header,
+                 overwrite=args.overwrite)
+    print(f'{segm.n_labels} segments detected, '
+          f'{result.segmentation_image.n_labels} after deblending; wrote '
+          f'{args.output}')
+    if args.catalog:
+        result.table.write(args.catalog, overwrite=args.overwrite)
+        print(f'{len(result.table)} sources measured; wrote {args.catalog}')
+
+
 _TRAINERS = {
     'galaxy-structure': 'astrodl_plugins.structure.train:'
                         'train_galaxy_structure',
     'star-galaxy': 'astrodl_plugins.classification.train:train_star_galaxy',
     'galaxy-morphology': 'astrodl_plugins.classification.train:'
                          'train_galaxy_morphology',
+    'deblender': 'astrodl_plugins.deblending.train:train_deblender',
 }
 
 
@@ -185,12 +226,30 @@ def _parser():
     predict.add_argument('--overwrite', action='store_true')
     predict.set_defaults(func=_predict)
 
+    deblend = sub.add_parser('deblend', help='detect sources in a FITS '
+                             'image and deblend them with the deblender')
+    deblend.add_argument('image', help='FITS image')
+    deblend.add_argument('--output', required=True,
+                         help='FITS file of the deblended segmentation image')
+    deblend.add_argument('--catalog', default=None,
+                         help='also measure fluxes and write this ECSV '
+                         'catalog')
+    deblend.add_argument('--unit', default=None,
+                         help='data unit if the header has no BUNIT')
+    deblend.add_argument('--n-samples', type=int, default=20)
+    deblend.add_argument('--seed', type=int, default=0)
+    deblend.add_argument('--n-sigma', type=float, default=1.5)
+    deblend.add_argument('--n-pixels', type=int, default=5)
+    deblend.add_argument('--overwrite', action='store_true')
+    deblend.set_defaults(func=_deblend)
+
     train = sub.add_parser('train', help='simulate, train, calibrate and '
                            'save an estimator')
     train.add_argument('estimator')
     train.add_argument('--n-train', type=int, default=None,
                        help='training stamps (default: 100000 for '
-                       'galaxy-structure, 40000 for the classifiers)')
+                       'galaxy-structure, 40000 for the classifiers) or '
+                       'blends (deblender: 12000)')
     train.add_argument('--seed', type=int, default=1)
     train.add_argument('--epochs', type=int, default=None,
                        help='maximum epochs (early stopping; default 24 '

@@ -295,7 +295,15 @@ class Estimator:
         """
         self._check_fitted()
         return store.write_saved(directory, self.model_, self.get_config(),
-                                 overwrite=overwrite)
+                                 overwrite=overwrite,
+                                 extra_models=self._extra_models())
+
+    def _extra_models(self):
+        """Networks saved next to ``model_`` (name -> `keras.Model`)."""
+        return {}
+
+    def _load_extra_models(self, directory):
+        """Load what `_extra_models` saved (``directory`` is verified)."""
 
     @classmethod
     def from_preset(cls, preset):
@@ -320,6 +328,7 @@ class Estimator:
         estimator = target.from_config(config)
         estimator.model_ = model
         estimator.model_sha256_ = sha
+        estimator._load_extra_models(directory)
         return estimator
 
     # -- shared private helpers -------------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 from ..exceptions import ModelIntegrityError
 
 __all__ = ['MODELS_DIR', 'sha256', 'find_preset', 'load_keras_model',
-           'write_saved', 'read_saved']
+           'write_saved', 'read_saved', 'read_extra_model',
+           'check_output_directory']
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / 'models'
 _FILES = ('model.keras', 'config.json')
@@ -74,7 +75,7 @@ def _verify(directory):
         msg = f'{str(directory)!r} has no manifest.json: not a saved estimator'
         raise ModelIntegrityError(msg)
     manifest = json.loads(manifest_path.read_text())
-    for name in _FILES:
+    for name in (*_FILES, *manifest.get('extra_models', [])):
         path = directory / name
         expected = manifest.get('sha256', {}).get(name)
         if expected is None or not path.exists():
@@ -137,15 +138,42 @@ def check_output_directory(directory, overwrite=False):
     return directory
 
 
-def write_saved(directory, model, config, *, overwrite=False):
-    """Write ``model.keras``, ``config.json`` and ``manifest.json``."""
+def read_extra_model(directory, name):
+    """
+    Load the extra network ``<name>.keras`` of a saved estimator.
+
+    The file must be listed in (and match) the directory's manifest.
+    """
+    directory = Path(directory)
+    manifest = _verify(directory)
+    filename = f'{name}.keras'
+    if filename not in manifest.get('extra_models', []):
+        msg = f'{str(directory)!r} has no extra model {name!r} in its manifest'
+        raise ModelIntegrityError(msg)
+    return load_keras_model(directory / filename)
+
+
+def write_saved(directory, model, config, *, overwrite=False,
+                extra_models=None):
+    """
+    Write ``model.keras``, ``config.json`` and ``manifest.json``.
+
+    ``extra_models`` (a dict name -> `keras.Model`) are written as
+    ``<name>.keras`` and listed in the manifest, e.g. the ``deblender``'s
+    detector next to its extractor.
+    """
     directory = Path(directory)
     _refuse_hdf5(directory)
     check_output_directory(directory, overwrite)
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / 'model.keras')
     (directory / 'config.json').write_text(json.dumps(config, indent=2))
+    extra = [f'{name}.keras' for name in (extra_models or {})]
+    for name, extra_model in (extra_models or {}).items():
+        extra_model.save(directory / f'{name}.keras')
     manifest = {'sha256': {name: sha256(directory / name)
-                           for name in _FILES}}
+                           for name in (*_FILES, *extra)}}
+    if extra:
+        manifest['extra_models'] = extra
     (directory / 'manifest.json').write_text(json.dumps(manifest, indent=2))
     return directory

@@ -1,5 +1,6 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """GalSim simulators that make the training sets and sample data."""
 
+from .blends import *  # noqa: F401, F403
 from .sources import *  # noqa: F401, F403
 from .stamps import *  # noqa: F401, F403

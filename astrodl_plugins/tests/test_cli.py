@@ -93,3 +93,32 @@ class TestCommands:
         ccd, truth = load_sample_field()
         made = QTable.read(tmp_path / 'sample_field_truth.ecsv')
         assert np.allclose(made['flux'].value, truth['flux'].value)
+
+    def test_deblend_writes_segmentation_and_catalog(self, tmp_path, capsys):
+        from astropy import units as u
+        from astropy.io import fits
+        from astropy.nddata import CCDData
+
+        from astrodl_plugins.simulate import simulate_blend_field
+
+        image, truth, _ = simulate_blend_field(seed=7, shape=(336, 336),
+                                               n_processes=1)
+        path = tmp_path / 'blends.fits'
+        # The CLI subtracts the background: give it a sky level.
+        CCDData(image + 100.0, unit=u.electron).write(path)
+        segm_path = tmp_path / 'segm.fits'
+        catalog = tmp_path / 'catalog.ecsv'
+        args = ['deblend', str(path), '--output', str(segm_path),
+                '--catalog', str(catalog), '--n-samples', '5']
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert 'after deblending' in out
+        segm = fits.getdata(segm_path)
+        assert segm.shape == image.shape
+        table = QTable.read(catalog)
+        assert len(table) == segm.max()
+        assert len(table) >= 0.7 * len(truth)
+        assert {'parent_label', 'flux', 'flux_err'} <= set(table.colnames)
+        # Never overwrite without being asked.
+        assert main(args) == 2
+        assert 'overwrite' in capsys.readouterr().err

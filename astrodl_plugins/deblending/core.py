@@ -1,0 +1,605 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The deblending pipeline: segments in, children, model images and fluxes out.
+
+For every parent segment:
+
+1. The *detector* U-Net turns a crop around the segment into a heat map of
+   source centres; its local maxima above the threshold inside the
+   segment are the children's centres. Crops come in seven sizes (32 to 256
+   pixels); a segment larger than 256 pixels is covered by overlapping
+   256-pixel tiles whose peaks are kept only away from the tile edges, so
+   there are no seams. Only crops are ever held in memory.
+2. When a segment has two or more centres, the *extractor* U-Net predicts
+   each child's own noise-free image (its *model*) from a 48-pixel stamp
+   centred on it.
+3. Each pixel of the segment goes to the child whose model is brightest
+   there; children smaller than ``n_pixels`` are removed (their light goes
+   to the others) until none is left. Children therefore tile their
+   parent's footprint exactly.
+4. Fluxes (the estimator only): inside the footprint the data are shared
+   in proportion to the models (so the fluxes add up to the data), beyond
+   it each child's model supplies its faint wings. MC-dropout draws of the
+   models give ``flux_err``, together with the propagated pixel noise.
+"""
+
+import warnings
+
+import numpy as np
+
+from ..exceptions import AstrodlUserWarning
+from ._network import detector_inputs, extractor_inputs
+
+__all__ = ['check_segmentation', 'noise_sigma', 'find_centres',
+           'deblend_image', 'DeblendResult']
+
+_CROP_SIZES = (32, 48, 64, 96, 128, 192, 256)
+_MARGIN = 8
+_TILE_OVERLAP = 32
+_PIXELS_PER_BATCH = 1 << 20
+
+
+def check_segmentation(segmentation_image, shape, labels=None,
+                       name='segmentation_image'):
+    """
+    Validate a segmentation image (photutils or integer array).
+
+    Returns
+    -------
+    segm : `~photutils.segmentation.SegmentationImage` or None
+        None when it has no source (with a warning).
+    labels : `~numpy.ndarray`
+        The labels to deblend (all by default), sorted.
+    """
+    from photutils.segmentation import SegmentationImage
+
+    if isinstance(segmentation_image, SegmentationImage):
+        array = segmentation_image.data
+    else:
+        array = np.asarray(segmentation_image)
+        if array.dtype.kind == 'f':
+            if not np.all(np.isfinite(array)) or np.any(array % 1):
+                msg = (f'{name} must hold integer labels; got an array of '
+                       f'{array.dtype} with non-integer values')
+                raise ValueError(msg)
+            array = array.astype(np.int64)
+        elif array.dtype.kind not in 'iu':
+            msg = (f'{name} must be a photutils SegmentationImage or an '
+                   f'integer array, got dtype {array.dtype}')
+            raise TypeError(msg)
+    if array.shape != tuple(shape):
+        msg = (f'{name} has shape {array.shape}, but the data have shape '
+               f'{tuple(shape)}')
+        raise ValueError(msg)
+    if np.any(array < 0):
+        msg = f'{name} has negative labels; labels must be >= 0'
+        raise ValueError(msg)
+    if not np.any(array):
+        warnings.warn(f'{name} has no source (all pixels are 0): nothing to '
+                      'deblend', AstrodlUserWarning, stacklevel=3)
+        return None, np.array([], np.int64)
+    segm = (segmentation_image
+            if isinstance(segmentation_image, SegmentationImage)
+            else SegmentationImage(array.astype(np.int64)))
+    present = segm.labels
+    if labels is None:
+        return segm, np.asarray(present)
+    labels = np.atleast_1d(np.asarray(labels))
+    if labels.dtype.kind not in 'iu':
+        msg = f'labels must be integers, got dtype {labels.dtype}'
+        raise ValueError(msg)
+    missing = np.setdiff1d(labels, present)
+    if missing.size:
+        msg = (f'labels {missing.tolist()} are not in {name} (it has '
+               f'{len(present)} labels between {present.min()} and '
+               f'{present.max()})')
+        raise ValueError(msg)
+    return segm, np.unique(labels)
+
+
+def noise_sigma(image, segm_data):
+    """
+    Background noise per pixel: the image's uncertainty when it has one,
+    otherwise a sigma-clipped standard deviation of the pixels outside all
+    segments (a scalar).
+    """
+    from astropy.stats import sigma_clipped_stats
+
+    if image.error is not None:
+        return np.where(np.isfinite(image.error), image.error, np.nan)
+    sky = (segm_data == 0) & ~image.mask
+    if sky.sum() < 100:
+        sky = ~image.mask
+    values = image.data[sky]
+    if values.size > 1_000_000:
+        values = values[:: values.size // 1_000_000]
+    _, _, std = sigma_clipped_stats(values, sigma=3.0, stdfunc='mad_std')
+    if not np.isfinite(std) or std <= 0:
+        std = np.nanstd(values) or 1.0
+    return float(std)
+
+
+def _window(data, y0, x0, size, fill):
+    """``data[y0:y0+size, x0:x0+size]`` padded with ``fill`` off the edge."""
+    from astropy.nddata import extract_array
+
+    center = (y0 + size // 2, x0 + size // 2)
+    return extract_array(data, (size, size), center, mode='partial',
+                         fill_value=fill)
+
+
+def _tile_starts(sl, size):
+    """First pixels of the overlapping tiles along one axis of a box."""
+    lo, hi = sl.start - _MARGIN, sl.stop + _MARGIN
+    if hi - lo <= size:
+        return [(sl.start + sl.stop) // 2 - size // 2]
+    starts = list(range(lo, hi - size, size - _TILE_OVERLAP))
+    return sorted(set(starts + [hi - size]))
+
+
+def _crop_jobs(slices, labels):
+    """
+    The detector crops: ``(label, y0, x0, size, core)`` where ``core``
+    ``(ylo, yhi, xlo, xhi)`` is the region whose peaks are kept.
+    """
+    jobs = []
+    for label in labels:
+        sy, sx = slices[label]
+        h = sy.stop - sy.start + 2 * _MARGIN
+        w = sx.stop - sx.start + 2 * _MARGIN
+        need = max(h, w)
+        size = next((s for s in _CROP_SIZES if s >= need), None)
+        if size is not None:
+            cy = (sy.start + sy.stop) // 2
+            cx = (sx.start + sx.stop) // 2
+            jobs.append((label, cy - size // 2, cx - size // 2, size,
+                         (sy.start, sy.stop, sx.start, sx.stop)))
+            continue
+        # Tiles over a large segment; a peak belongs to the tile where it
+        # is at least half the overlap from the (inner) tile edges.
+        size = _CROP_SIZES[-1]
+        half = _TILE_OVERLAP // 2
+        y_starts = _tile_starts(sy, size)
+        x_starts = _tile_starts(sx, size)
+        for iy, ty in enumerate(y_starts):
+            for ix, tx in enumerate(x_starts):
+                ylo = sy.start if iy == 0 else ty + half
+                yhi = sy.stop if iy == len(y_starts) - 1 else ty + size - half
+                xlo = sx.start if ix == 0 else tx + half
+                xhi = sx.stop if ix == len(x_starts) - 1 else tx + size - half
+                if iy > 0:
+                    ylo = max(ylo, y_starts[iy - 1] + size - half)
+                if ix > 0:
+                    xlo = max(xlo, x_starts[ix - 1] + size - half)
+                jobs.append((label, ty, tx, size, (ylo, yhi, xlo, xhi)))
+    return jobs
+
+
+def find_centres(detector, data, sigma, segm_data, slices, labels, *,
+                 threshold, progress=None):
+    """
+    Source centres in each segment, from the detector's heat map.
+
+    Returns
+    -------
+    x, y : `~numpy.ndarray`
+        Sub-pixel centres (0-based pixels).
+    parent : `~numpy.ndarray`
+        The segment label of each centre.
+    """
+    from scipy.special import expit
+    from skimage.feature import peak_local_max
+
+    data = np.asarray(data)
+    jobs = _crop_jobs(slices, labels)
+    xs, ys, parents = [], [], []
+    by_size = {}
+    for job in jobs:
+        by_size.setdefault(job[3], []).append(job)
+    sigma_map = np.ndim(sigma) == 2
+    for size, group in by_size.items():
+        per_batch = max(1, _PIXELS_PER_BATCH // (size * size))
+        for start in range(0, len(group), per_batch):
+            batch = group[start:start + per_batch]
+            crops = np.empty((len(batch), size, size, 1), np.float32)
+            for i, (_, y0, x0, _, _) in enumerate(batch):
+                window = _window(data, y0, x0, size, 0.0)
+                noise = (_window(sigma, y0, x0, size, np.nan) if sigma_map
+                         else sigma)
+                crops[i, ..., 0] = detector_inputs(window, noise)
+            heat = expit(np.asarray(detector.predict_on_batch(crops))[..., 0])
+            for i, (label, y0, x0, _, core) in enumerate(batch):
+                peaks = peak_local_max(heat[i], min_distance=1,
+                                       threshold_abs=threshold,
+                                       exclude_border=False)
+                for py, px in peaks:
+                    gy, gx = py + y0, px + x0
+                    if not (core[0] <= gy < core[1] and core[2] <= gx < core[3]):
+                        continue
+                    if segm_data[gy, gx] != label:
+                        continue
+                    dy, dx = _subpixel(heat[i], py, px)
+                    xs.append(gx + dx)
+                    ys.append(gy + dy)
+                    parents.append(label)
+            if progress is not None:
+                progress(len(batch))
+    return (np.array(xs, np.float64), np.array(ys, np.float64),
+            np.array(parents, np.int64))
+
+
+def _subpixel(heat, py, px):
+    """Offset of the heat-weighted centroid of the 3x3 pixels at a peak."""
+    ny, nx = heat.shape
+    ylo, yhi = max(py - 1, 0), min(py + 2, ny)
+    xlo, xhi = max(px - 1, 0), min(px + 2, nx)
+    patch = heat[ylo:yhi, xlo:xhi]
+    total = patch.sum()
+    if total <= 0:
+        return 0.0, 0.0
+    yy, xx = np.mgrid[ylo:yhi, xlo:xhi]
+    return (float((patch * (yy - py)).sum() / total),
+            float((patch * (xx - px)).sum() / total))
+
+
+def _segment_centroid(data, segm_data, sl, label):
+    """Flux-weighted centroid of a segment's positive pixels."""
+    footprint = segm_data[sl] == label
+    values = np.where(footprint, np.nan_to_num(data[sl]), 0.0).clip(0)
+    if values.sum() <= 0:
+        values = footprint.astype(float)
+    yy, xx = np.mgrid[sl]
+    total = values.sum()
+    return float((values * xx).sum() / total), float((values * yy).sum()
+                                                       / total)
+
+
+class DeblendResult:
+    """
+    What the deblender returns for an image.
+
+    Attributes
+    ----------
+    segmentation_image : `~photutils.segmentation.SegmentationImage` or None
+        The deblended segmentation image (children relabelled 1..N).
+    parent_labels : `~numpy.ndarray`
+        The parent (input) label of each child, in child-label order.
+    table : `~astropy.table.QTable` or None
+        One row per child (``Deblender.predict`` only).
+    """
+
+    def __init__(self, segmentation_image, parent_labels, table=None,
+                 wcs=None, unit=None):
+        self.segmentation_image = segmentation_image
+        self.parent_labels = parent_labels
+        self.table = table
+        self._models = None
+        self._origins = []
+        self._model_labels = []
+        self._wcs = wcs
+        self._unit = unit
+
+    def __repr__(self):
+        n = 0 if self.segmentation_image is None else (
+            self.segmentation_image.n_labels)
+        rows = None if self.table is None else len(self.table)
+        return f'<DeblendResult: {n} labels, table rows: {rows}>'
+
+    @property
+    def model_images(self):
+        """
+        The model image of each child: a list of
+        `~astropy.nddata.NDData` stamps (the mean over MC draws, in data
+        units), with ``meta`` ``label``, ``parent_label`` and ``origin``
+        (x, y of the stamp's first pixel in the image) and a sliced WCS
+        when the image has one.
+        """
+        from astropy.nddata import NDData
+
+        if self._models is None:
+            return []
+        out = []
+        size = self._models.shape[1]
+        for model, (x0, y0), label in zip(self._models, self._origins,
+                                          self._model_labels):
+            wcs = None
+            if self._wcs is not None:
+                wcs = self._wcs.slice((slice(y0, y0 + size),
+                                       slice(x0, x0 + size)))
+            out.append(NDData(model, unit=self._unit, wcs=wcs,
+                              meta={'label': int(label),
+                                    'parent_label': int(
+                                        self.parent_labels[label - 1]),
+                                    'origin': (int(x0), int(y0))}))
+        return out
+
+    def model_image(self, shape):
+        """All children's models added into one array of ``shape``."""
+        out = np.zeros(shape, np.float64)
+        if self._models is None:
+            return out
+        size = self._models.shape[1]
+        for model, (x0, y0) in zip(self._models, self._origins):
+            ylo, xlo = max(y0, 0), max(x0, 0)
+            yhi, xhi = min(y0 + size, shape[0]), min(x0 + size, shape[1])
+            if yhi > ylo and xhi > xlo:
+                out[ylo:yhi, xlo:xhi] += model[ylo - y0:yhi - y0,
+                                               xlo - x0:xhi - x0]
+        return out
+
+
+def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
+                  seed, batch_size, fluxes, progress_bar=False):
+    """
+    Run the pipeline on an image; see the module docstring.
+
+    Parameters
+    ----------
+    estimator : `~astrodl_plugins.deblending.Deblender`
+    image : `~astrodl_plugins.core.inputs.ImageData`
+    segm : `~photutils.segmentation.SegmentationImage`
+    labels : `~numpy.ndarray`
+        Parents to deblend; the other labels are copied unchanged.
+    n_pixels : int
+        Minimum pixels of a child.
+    n_samples, seed, batch_size : int
+        MC-dropout settings of the extractor.
+    fluxes : bool
+        Measure fluxes: run the extractor on every source, also in the
+        segments with a single centre.
+    progress_bar : bool, optional
+        Show a `tqdm` progress bar over the segments.
+
+    Returns
+    -------
+    rows : list of dict
+        One per child, in new-label order: ``label``, ``parent``, ``x``,
+        ``y``, ``detected``, ``n_children``, and with ``fluxes``
+        ``flux_draws``, ``flux_noise_var``, ``model``, ``origin``.
+        Segments not deblended have a row with ``pixels`` None.
+    segm_data : `~numpy.ndarray`
+        The deblended label image.
+    """
+    from tqdm.auto import tqdm
+
+    segm_data = segm.data
+    data = np.where(image.mask, np.nan, image.data)
+    sigma = noise_sigma(image, segm_data)
+    slices = dict(zip(segm.labels.tolist(), segm.slices))
+    labels = [int(label) for label in labels]
+    if fluxes:
+        search = labels
+    else:
+        # A segment of fewer than 2 * n_pixels pixels cannot hold two
+        # children: it is kept whole without looking for centres.
+        areas = dict(zip(segm.labels.tolist(), segm.areas.tolist()))
+        search = [label for label in labels if areas[label] >= 2 * n_pixels]
+    with tqdm(total=len(search) + len(labels), desc='deblending',
+              unit='segment', disable=not progress_bar) as bar:
+        xs, ys, parents = find_centres(
+            estimator.detector_, data, sigma, segm_data, slices, search,
+            threshold=estimator.threshold_, progress=bar.update)
+        by_parent = {label: [] for label in labels}
+        for i, label in enumerate(parents.tolist()):
+            by_parent[label].append(i)
+        engine = estimator._engine()
+        rows = []
+        # Parents go through the extractor in chunks of about
+        # 4 * batch_size sources: memory is bounded by the chunk.
+        chunk, n_sources = [], 0
+        for number, label in enumerate(labels):
+            chunk.append(label)
+            n_sources += max(len(by_parent[label]), 1)
+            if n_sources >= 4 * batch_size or number == len(labels) - 1:
+                rows.extend(_process_chunk(
+                    engine, data, sigma, segm_data, slices, chunk, xs, ys,
+                    by_parent, estimator.stamp_size, n_pixels, n_samples,
+                    seed + number, batch_size, fluxes))
+                bar.update(len(chunk))
+                chunk, n_sources = [], 0
+    # Labels not deblended are copied as they are.
+    for label in sorted(set(slices) - set(labels)):
+        rows.append({'parent': label, 'order': 0, 'pixels': None})
+    rows.sort(key=lambda row: (row['parent'], row['order']))
+    out = np.zeros(segm_data.shape, dtype=np.int32)
+    for new_label, row in enumerate(rows, start=1):
+        row['label'] = new_label
+        if row['pixels'] is None:
+            sl = slices[row['parent']]
+            out[sl][segm_data[sl] == row['parent']] = new_label
+        else:
+            out[row['pixels']] = new_label
+    return rows, out
+
+
+def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
+                   by_parent, size, n_pixels, n_samples, seed, batch_size,
+                   fluxes):
+    """Deblend the parents of one chunk; one row dict per child."""
+    half = size // 2
+    targets = []   # (parent, x, y, detected)
+    for label in chunk:
+        members = by_parent[label]
+        if not members:
+            x, y = _segment_centroid(data, segm_data, slices[label], label)
+            targets.append((label, x, y, False))
+        else:
+            for i in members:
+                targets.append((label, xs[i], ys[i], True))
+    run = [t for t in targets if fluxes or len(by_parent[t[0]]) >= 2]
+    models, origins = None, {}
+    if run:
+        stamps = np.empty((len(run), size, size), np.float32)
+        noise = np.empty(len(run))
+        sx = np.empty(len(run))
+        sy = np.empty(len(run))
+        sigma_map = np.ndim(sigma) == 2
+        for k, (label, x, y, _) in enumerate(run):
+            ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+            x0, y0 = ix - half, iy - half
+            stamps[k] = _window(data, y0, x0, size, np.nan)
+            noise[k] = (np.nanmedian(_window(sigma, y0, x0, size, np.nan))
+                        if sigma_map else sigma)
+            sx[k], sy[k] = x - x0, y - y0
+            origins[(label, x, y)] = (x0, y0)
+        inputs, scale = extractor_inputs(stamps, noise, sx, sy)
+        # The MC head runs on batch * n_samples full-resolution stamps:
+        # cap the rows so that memory stays well under a gigabyte.
+        rows_cap = max(1, min(batch_size, 256 // max(n_samples, 1)))
+        draws = engine.sample([inputs], n_samples, seed=seed,
+                              batch_size=rows_cap)
+        draws = draws.reshape(len(run), -1, size, size)
+        models = np.clip(draws * scale[:, None, None, None], 0, None)
+        index = {(t[0], t[1], t[2]): k for k, t in enumerate(run)}
+    rows = []
+    for label in chunk:
+        members = [t for t in targets if t[0] == label]
+        rows.extend(_assemble(label, members, models, index if run else {},
+                              origins, data, sigma, segm_data, slices[label],
+                              size, n_pixels, fluxes))
+    return rows
+
+
+def _regions(origins, size, shape):
+    """Per child: (window slice, stamp slice) of its stamp inside the window."""
+    out = []
+    for py0, px0 in origins:
+        a0, b0 = max(py0, 0), max(px0, 0)
+        a1, b1 = min(py0 + size, shape[0]), min(px0 + size, shape[1])
+        out.append(((slice(a0, a1), slice(b0, b1)),
+                    (slice(a0 - py0, a1 - py0), slice(b0 - px0, b1 - px0))))
+    return out
+
+
+def _owners(mean_models, regions, footprint, cx, cy):
+    """
+    Index of the child whose model is brightest at each footprint pixel
+    (-1 outside the footprint); pixels no model reaches go to the nearest
+    centre. Memory: a few arrays of the window's shape.
+    """
+    from scipy import ndimage
+
+    best = np.zeros(footprint.shape, np.float32)
+    owner = np.full(footprint.shape, -1, np.int64)
+    for k, (model, (window, stamp)) in enumerate(zip(mean_models, regions)):
+        values = model[stamp]
+        better = values > best[window]
+        best[window][better] = values[better]
+        owner[window][better] = k
+    unreached = footprint & (owner < 0)
+    if unreached.any():
+        seeds = np.zeros(footprint.shape, bool)
+        iy = np.clip(np.round(cy).astype(int), 0, footprint.shape[0] - 1)
+        ix = np.clip(np.round(cx).astype(int), 0, footprint.shape[1] - 1)
+        index_map = np.full(footprint.shape, -1, np.int64)
+        index_map[iy, ix] = np.arange(len(cx))
+        seeds[iy, ix] = True
+        _, (ny, nx) = ndimage.distance_transform_edt(~seeds,
+                                                     return_indices=True)
+        owner[unreached] = index_map[ny[unreached], nx[unreached]]
+    owner[~footprint] = -1
+    return owner
+
+
+def _assemble(label, members, models, index, origins, data, sigma,
+              segm_data, sl, size, n_pixels, fluxes):
+    """Children of one parent: pixels, and flux draws when asked."""
+    sy, sx = sl
+    keys = [(m[0], m[1], m[2]) for m in members]
+    has_models = all(k in index for k in keys)
+    ylo, yhi, xlo, xhi = sy.start, sy.stop, sx.start, sx.stop
+    if has_models:
+        for key in keys:
+            x0, y0 = origins[key]
+            ylo, yhi = min(ylo, y0), max(yhi, y0 + size)
+            xlo, xhi = min(xlo, x0), max(xhi, x0 + size)
+    ny, nx = segm_data.shape
+    wy = slice(max(ylo, 0), min(yhi, ny))
+    wx = slice(max(xlo, 0), min(xhi, nx))
+    footprint = segm_data[wy, wx] == label
+    cx = np.array([m[1] for m in members]) - wx.start
+    cy = np.array([m[2] for m in members]) - wy.start
+    keep = np.arange(len(members))
+    if has_models:
+        child_models = [models[index[key]] for key in keys]   # (T, s, s)
+        mean = [m.mean(axis=0) for m in child_models]
+        regions = _regions([(origins[key][1] - wy.start,
+                             origins[key][0] - wx.start) for key in keys],
+                           size, footprint.shape)
+    if has_models and len(members) >= 2:
+        # Children below n_pixels give their pixels to the others.
+        while True:
+            owner = _owners([mean[k] for k in keep],
+                            [regions[k] for k in keep], footprint,
+                            cx[keep], cy[keep])
+            areas = np.bincount(owner[footprint], minlength=len(keep))
+            small = areas < n_pixels
+            if len(keep) == 1 or not small.any():
+                break
+            if small.all():
+                keep = keep[[int(np.argmax(areas))]]
+            else:
+                keep = keep[~small]
+    else:
+        owner = np.where(footprint, 0, -1)
+    rows = []
+    if fluxes and has_models:
+        flux_draws, noise_var = _fluxes(
+            [child_models[k] for k in keep], [regions[k] for k in keep],
+            owner, footprint, np.nan_to_num(data[wy, wx]),
+            (np.nan_to_num(sigma[wy, wx]) if np.ndim(sigma) == 2
+             else np.full(footprint.shape, sigma)))
+    for k, member_index in enumerate(keep):
+        member = members[member_index]
+        pixels = np.nonzero(owner == k)
+        row = {'parent': label, 'order': k, 'x': member[1], 'y': member[2],
+               'detected': member[3],
+               'pixels': (pixels[0] + wy.start, pixels[1] + wx.start),
+               'n_children': len(keep)}
+        if fluxes and has_models:
+            row['flux_draws'] = flux_draws[k]
+            row['flux_noise_var'] = noise_var[k]
+            row['model'] = mean[member_index]
+            row['origin'] = origins[keys[member_index]]
+        rows.append(row)
+    return rows
+
+
+def _fluxes(child_models, regions, owner, footprint, data, sigma):
+    """
+    Flux draws of each child: inside the footprint the data shared in
+    proportion to the models (a pixel no model reaches goes to its owner),
+    outside it the model itself. Also a variance per child: the pixel
+    noise propagated through the shares, plus the square of the contested
+    light (``sum share * (1 - share) * |data|`` over the footprint).
+    """
+    n_draws = child_models[0].shape[0]
+    total = np.zeros((n_draws,) + footprint.shape, np.float32)
+    for model, (window, stamp) in zip(child_models, regions):
+        total[(slice(None),) + window] += model[(slice(None),) + stamp]
+    flux = np.zeros((len(child_models), n_draws))
+    noise_var = np.zeros(len(child_models))
+    for k, (model, (window, stamp)) in enumerate(zip(child_models,
+                                                     regions)):
+        m = model[(slice(None),) + stamp]
+        t = total[(slice(None),) + window]
+        inside = footprint[window]
+        with np.errstate(invalid='ignore', divide='ignore'):
+            share = np.where(t > 0, m / t, 0.0)
+        d = data[window]
+        flux[k] = np.where(inside, share * d, m).sum(axis=(1, 2))
+        mean_share = share.mean(axis=0)
+        noise_var[k] = ((mean_share * sigma[window]) ** 2 * inside).sum()
+        # Light in pixels the child shares with others is the least
+        # certain part of its flux: it enters the error as a variance.
+        contested = (mean_share * (1 - mean_share) * np.abs(d) * inside)
+        noise_var[k] += contested.sum() ** 2
+    # Footprint pixels that no model reaches (in a draw) go to their owner.
+    empty = footprint[None] & (total <= 0)
+    if empty.any():
+        fraction = empty.mean(axis=0)
+        for k in range(len(child_models)):
+            mine = owner == k
+            flux[k] += (empty * (mine * data)[None]).sum(axis=(1, 2))
+            noise_var[k] += (sigma ** 2 * fraction * mine).sum()
+    return flux, noise_var

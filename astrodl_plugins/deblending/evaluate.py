@@ -1,0 +1,264 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+Scoring deblenders against the truth of simulated blend fields.
+
+Used by the training recipe (model card), the calibration of ``flux_err``
+and ``benchmarks/bench_deblender.py``, so that all three measure the same
+thing:
+
+* both deblenders start from the same detection (`detect`: photutils'
+  `~photutils.segmentation.detect_sources` on the image smoothed by a
+  Gaussian of FWHM 3 pixels, threshold 1.5 sigma, 5 pixels);
+* a true source is *recovered* when a child lies within
+  ``clip(0.5 * d_nn, 1.5, 5)`` pixels of it (``d_nn``: distance to its
+  nearest true neighbour), one child per source (Hungarian matching);
+* a child that matches no true source is a *spurious split*; the
+  over-splitting rate is their fraction of all children;
+* the flux error is ``|flux - true flux| / true flux`` of the recovered
+  sources (photutils: ``SourceCatalog(...).segment_flux`` of its
+  children; ours: the deblender's ``flux``).
+
+Results are given per bin of ``separation`` (to the nearest other member,
+in the larger ``r_eff``).
+"""
+
+import time
+import warnings
+
+import numpy as np
+from astropy.table import QTable
+
+__all__ = ['SEPARATION_BINS', 'detect', 'photutils_deblend', 'match',
+           'score', 'evaluate_fields']
+
+#: Bins of the nearest-member separation (in r_eff) of the reports.
+SEPARATION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, np.inf))
+
+
+def detect(image, noise_sigma, *, kernel_fwhm=3.0, n_sigma=1.5,
+           n_pixels=5):
+    """
+    The shared detection: photutils on the smoothed image.
+
+    Returns
+    -------
+    segm : `~photutils.segmentation.SegmentationImage`
+    convolved : `~numpy.ndarray`
+    """
+    from astropy.convolution import convolve
+    from photutils.segmentation import detect_sources, make_2dgaussian_kernel
+
+    kernel = make_2dgaussian_kernel(kernel_fwhm, size=5)
+    convolved = convolve(np.asarray(image, np.float64), kernel)
+    segm = detect_sources(convolved, n_sigma * noise_sigma, n_pixels)
+    return segm, convolved
+
+
+def photutils_deblend(image, convolved, segm, n_pixels=5):
+    """
+    Photutils' deblending (defaults) and catalog of its children.
+
+    Returns
+    -------
+    x, y, flux : `~numpy.ndarray`
+        Centroids and ``segment_flux`` of the children.
+    seconds : float
+        Time of `~photutils.segmentation.deblend_sources` alone.
+    segm_deblended : `~photutils.segmentation.SegmentationImage`
+    """
+    import inspect
+
+    from photutils.segmentation import SourceCatalog, deblend_sources
+
+    kwargs = {}
+    if 'progress_bar' in inspect.signature(deblend_sources).parameters:
+        kwargs['progress_bar'] = False
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        deblended = deblend_sources(convolved, segm, n_pixels, **kwargs)
+    seconds = time.perf_counter() - start
+    catalog = SourceCatalog(np.asarray(image, np.float64), deblended,
+                            convolved_data=convolved)
+    return (np.asarray(catalog.x_centroid), np.asarray(catalog.y_centroid),
+            np.asarray(catalog.segment_flux), seconds, deblended)
+
+
+def _nearest_distance(x, y, blend):
+    d = np.full(len(x), np.inf)
+    for b in np.unique(blend):
+        idx = np.nonzero(blend == b)[0]
+        if len(idx) < 2:
+            continue
+        dist = np.hypot(x[idx, None] - x[None, idx], y[idx, None]
+                        - y[None, idx])
+        np.fill_diagonal(dist, np.inf)
+        d[idx] = dist.min(axis=1)
+    return d
+
+
+def match(truth, x, y):
+    """
+    One-to-one matching of children to true sources by position.
+
+    Returns
+    -------
+    child_of_truth : `~numpy.ndarray`
+        Index of the child matched to each true source, -1 if none.
+    matched_child : `~numpy.ndarray`
+        Whether each child matched a true source.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial import cKDTree
+
+    tx, ty = np.asarray(truth['x']), np.asarray(truth['y'])
+    radius = np.clip(0.5 * _nearest_distance(tx, ty,
+                                             np.asarray(truth['blend'])),
+                     1.5, 5.0)
+    child_of_truth = np.full(len(tx), -1)
+    matched_child = np.zeros(len(x), bool)
+    if len(x) == 0:
+        return child_of_truth, matched_child
+    tree = cKDTree(np.column_stack([x, y]))
+    pairs = tree.query_ball_point(np.column_stack([tx, ty]), radius)
+    # Hungarian matching inside each connected group of candidates.
+    big = 1e6
+    rows = [i for i, p in enumerate(pairs) if p]
+    # Candidates are local (a blend): one small assignment per blend.
+    blend = np.asarray(truth['blend'])
+    for b in np.unique(blend[rows]):
+        r = [i for i in rows if blend[i] == b]
+        c = sorted({j for i in r for j in pairs[i]})
+        cost = np.full((len(r), len(c)), big)
+        for a, i in enumerate(r):
+            for j in pairs[i]:
+                cost[a, c.index(j)] = np.hypot(x[j] - tx[i], y[j] - ty[i])
+        ri, ci = linear_sum_assignment(cost)
+        for a, k in zip(ri, ci):
+            if cost[a, k] < big and not matched_child[c[k]]:
+                child_of_truth[r[a]] = c[k]
+                matched_child[c[k]] = True
+    return child_of_truth, matched_child
+
+
+def score(truth, x, y, flux, *, flux_err=None, bins=SEPARATION_BINS):
+    """
+    Recall, over-splitting and flux error per separation bin.
+
+    Parameters
+    ----------
+    truth : `~astropy.table.QTable`
+        Truth of `~astrodl_plugins.simulate.simulate_blend_field`.
+    x, y, flux : array
+        The children's centres and fluxes.
+    flux_err : array, optional
+        Also report the fraction of recovered sources whose true flux
+        lies within ``flux +- flux_err`` (68 % coverage).
+
+    Returns
+    -------
+    table : `~astropy.table.QTable`
+        One row per bin and one for all: ``separation_min``,
+        ``separation_max``, ``n_true``, ``recall``, ``n_children``,
+        ``over_splitting``, ``flux_error_median`` (and ``coverage_68``).
+    """
+    x, y, flux = (np.asarray(v, np.float64) for v in (x, y, flux))
+    child_of_truth, matched_child = match(truth, x, y)
+    separation = np.asarray(truth['separation'])
+    true_flux = np.asarray(truth['flux'])
+    # A spurious child belongs to the bin of its nearest true source.
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.column_stack([truth['x'], truth['y']]))
+    nearest = tree.query(np.column_stack([x, y]))[1] if len(x) else (
+        np.array([], int))
+    rows = []
+    for lo, hi in (*bins, (0.0, np.inf)):
+        in_bin = (separation >= lo) & (separation < hi)
+        found = child_of_truth[in_bin] >= 0
+        children = (np.isin(nearest, np.nonzero(in_bin)[0])
+                    if len(x) else np.zeros(0, bool))
+        idx = child_of_truth[in_bin][found]
+        err = np.abs(flux[idx] - true_flux[in_bin][found]) / \
+            true_flux[in_bin][found]
+        row = {'separation_min': lo, 'separation_max': hi,
+               'n_true': int(in_bin.sum()),
+               'recall': found.mean() if in_bin.any() else np.nan,
+               'n_children': int(children.sum()),
+               'over_splitting': ((~matched_child[children]).mean()
+                                  if children.any() else np.nan),
+               'flux_error_median': (np.median(err) if err.size
+                                     else np.nan)}
+        if flux_err is not None:
+            e = np.asarray(flux_err, np.float64)[idx]
+            inside = np.abs(flux[idx] - true_flux[in_bin][found]) <= e
+            row['coverage_68'] = inside.mean() if inside.size else np.nan
+        rows.append(row)
+    return QTable(rows=rows)
+
+
+def flux_z(truth, x, y, flux, flux_err):
+    """Normalized flux residuals of the recovered sources (calibration)."""
+    child_of_truth, _ = match(truth, np.asarray(x), np.asarray(y))
+    found = child_of_truth >= 0
+    idx = child_of_truth[found]
+    true_flux = np.asarray(truth['flux'])[found]
+    return (np.asarray(flux)[idx] - true_flux) / np.asarray(flux_err)[idx]
+
+
+def evaluate_fields(estimator, seeds, *, shape=(1024, 1024), n_samples=20,
+                    n_processes=None):
+    """
+    Simulate blend fields and score the deblender and photutils on them.
+
+    Returns
+    -------
+    results : dict
+        ``ours`` and ``photutils``: `score` tables of all fields together;
+        ``z``: our normalized flux residuals; ``seconds``: deblending time
+        of each method; ``n_fields``, ``n_sources``.
+    """
+    from astropy.table import vstack
+
+    from ..simulate import simulate_blend_field
+
+    truths, ours, theirs, zs = [], [], [], []
+    seconds = {'ours': 0.0, 'photutils': 0.0}
+    offset = 0
+    for seed in seeds:
+        image, truth, sigma = simulate_blend_field(
+            seed=seed, shape=shape, n_processes=n_processes)
+        segm, convolved = detect(image, sigma)
+        px, py, pflux, pu_seconds, _ = photutils_deblend(image, convolved,
+                                                         segm)
+        start = time.perf_counter()
+        result = estimator.deblend(image, segm, 5, n_samples=n_samples,
+                                   seed=seed)
+        seconds['ours'] += time.perf_counter() - start
+        seconds['photutils'] += pu_seconds
+        table = result.table
+        truth['blend'] = np.asarray(truth['blend']) + offset
+        offset = int(np.max(truth['blend'])) + 1
+        truths.append(truth)
+        ours.append(QTable({'x': table['x_centroid'].value,
+                            'y': table['y_centroid'].value,
+                            'flux': table['flux'].value,
+                            'flux_err': table['flux_err'].value}))
+        theirs.append(QTable({'x': px, 'y': py, 'flux': pflux}))
+        zs.append(flux_z(truth, ours[-1]['x'], ours[-1]['y'],
+                         ours[-1]['flux'], ours[-1]['flux_err']))
+    # Fields are scored together: shift each to its own region of x.
+    for k, (truth, o, t) in enumerate(zip(truths, ours, theirs)):
+        shift = k * (shape[1] + 1000)
+        truth['x'] = np.asarray(truth['x']) + shift
+        o['x'] = np.asarray(o['x']) + shift
+        t['x'] = np.asarray(t['x']) + shift
+    truth = vstack(truths)
+    ours = vstack(ours)
+    theirs = vstack(theirs)
+    return {'ours': score(truth, ours['x'], ours['y'], ours['flux'],
+                          flux_err=ours['flux_err']),
+            'photutils': score(truth, theirs['x'], theirs['y'],
+                               theirs['flux']),
+            'z': np.concatenate(zs), 'seconds': seconds,
+            'n_fields': len(seeds), 'n_sources': len(truth)}

@@ -1,0 +1,285 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""The deblender: photutils contract, bad input, tiling, shipped quality."""
+
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
+from astropy.wcs import WCS
+from photutils.segmentation import (
+    SegmentationImage,
+    SourceCatalog,
+    detect_sources,
+)
+
+import astrodl_plugins as adl
+from astrodl_plugins.deblending import (
+    DeblendResult,
+    SourceFinderDL,
+    deblend_sources_dl,
+)
+from astrodl_plugins.deblending.core import _crop_jobs
+from astrodl_plugins.deblending.evaluate import detect, photutils_deblend, score
+from astrodl_plugins.exceptions import AstrodlUserWarning
+from astrodl_plugins.simulate import simulate_blend_field
+
+
+@pytest.fixture(scope='module')
+def deblender():
+    return adl.get_estimator('deblender')
+
+
+@pytest.fixture(scope='module')
+def field():
+    """A small held-out blend field (seed 3), its truth and detection."""
+    image, truth, sigma = simulate_blend_field(seed=3, shape=(560, 560),
+                                               n_processes=1)
+    segm, convolved = detect(image, sigma)
+    return image, truth, sigma, segm, convolved
+
+
+def _ccd(image, sigma):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [image.shape[1] / 2, image.shape[0] / 2]
+    wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
+    return CCDData(image, unit=u.electron, wcs=wcs,
+                   uncertainty=StdDevUncertainty(np.full(image.shape, sigma)))
+
+
+class TestPhotutilsContract:
+    def test_children_tile_their_parents(self, deblender, field):
+        image, _, _, segm, _ = field
+        before = segm.data.copy()
+        out = deblend_sources_dl(image, segm, 5, preset=deblender)
+        assert isinstance(out, SegmentationImage)
+        assert np.array_equal(segm.data, before)  # input not modified
+        # Same footprint, each child inside one parent.
+        assert np.array_equal(out.data > 0, segm.data > 0)
+        parents = out.deblended_label_to_parent
+        for child in out.labels:
+            under = np.unique(segm.data[out.data == child])
+            assert under.size == 1
+            if child in parents:
+                assert parents[child] == under[0]
+        # Consecutive labels; more sources than were detected.
+        assert np.array_equal(out.labels, np.arange(1, out.n_labels + 1))
+        assert out.n_labels > segm.n_labels
+        assert set(out.parent_to_deblended_labels) <= set(segm.labels)
+        for child in out.labels:
+            assert out.areas[child - 1] >= 5
+
+    def test_labels_keyword_leaves_the_others(self, deblender, field):
+        image, _, _, segm, _ = field
+        biggest = segm.labels[np.argmax(segm.areas)]
+        out = deblend_sources_dl(image, segm, 5, labels=biggest,
+                                 preset=deblender)
+        assert out.n_labels >= segm.n_labels
+        others = segm.data != biggest
+        # The other segments keep their pixels (relabelled).
+        assert np.array_equal(out.data[others] > 0, segm.data[others] > 0)
+        assert set(out.parent_to_deblended_labels) <= {biggest}
+
+    def test_source_finder(self, deblender, field):
+        image, _, sigma, segm, convolved = field
+        finder = SourceFinderDL(5, preset=deblender)
+        assert 'SourceFinderDL' in repr(finder)
+        out = finder(image, 1.5 * sigma, convolved_data=convolved)
+        assert np.array_equal(out.data > 0, segm.data > 0)
+        assert out.n_labels > segm.n_labels
+        assert SourceFinderDL(5, deblend=False, preset=deblender)(
+            image, 1.5 * sigma, convolved_data=convolved).n_labels == (
+                segm.n_labels)
+
+
+class TestBadInput:
+    def test_segmentation_of_another_shape(self, deblender, field):
+        image, _, _, segm, _ = field
+        with pytest.raises(ValueError, match='segmentation_image has shape'):
+            deblend_sources_dl(image[:100], segm, 5, preset=deblender)
+
+    def test_non_integer_labels(self, deblender):
+        data = np.zeros((64, 64))
+        segm = np.zeros((64, 64))
+        segm[10:20, 10:20] = 1.5
+        with pytest.raises(ValueError, match='integer labels'):
+            deblend_sources_dl(data, segm, 5, preset=deblender)
+        with pytest.raises(TypeError, match='integer array'):
+            deblend_sources_dl(data, segm.astype(bool), 5, preset=deblender)
+
+    def test_labels_not_present(self, deblender, field):
+        image, _, _, segm, _ = field
+        with pytest.raises(ValueError, match=r'labels \[9999\] are not in'):
+            deblend_sources_dl(image, segm, 5, labels=[1, 9999],
+                               preset=deblender)
+
+    def test_empty_segmentation_warns(self, deblender):
+        data = np.random.default_rng(0).normal(size=(64, 64))
+        with pytest.warns(AstrodlUserWarning, match='no source'):
+            out = deblend_sources_dl(data, np.zeros((64, 64), int), 5,
+                                     preset=deblender)
+        assert out is None
+        with pytest.warns(AstrodlUserWarning, match='no source'):
+            table = deblender.predict(data, segmentation_image=np.zeros(
+                (64, 64), int))
+        assert len(table) == 0
+        assert 'flux_err' in table.colnames
+
+    @pytest.mark.parametrize('n_pixels', [0, 2.5, True])
+    def test_bad_n_pixels(self, deblender, field, n_pixels):
+        image, _, _, segm, _ = field
+        with pytest.raises(ValueError, match='n_pixels'):
+            deblend_sources_dl(image, segm, n_pixels, preset=deblender)
+
+    def test_bad_data_and_keywords(self, deblender, field):
+        image, _, _, segm, _ = field
+        with pytest.raises(TypeError, match='boolean'):
+            deblend_sources_dl(image > 0, segm, 5, preset=deblender)
+        with pytest.raises(ValueError, match='segmentation_image is required'):
+            deblender.predict(image)
+        with pytest.raises(ValueError, match='positions'):
+            deblender.predict(image, segmentation_image=segm,
+                              positions=[[1, 2]])
+
+
+class TestTiles:
+    def test_tile_cores_partition_a_large_segment(self):
+        slices = {1: (slice(100, 700), slice(50, 400))}
+        jobs = _crop_jobs(slices, [1])
+        assert len(jobs) > 1
+        owner = np.zeros((600, 350), int)
+        for _, y0, x0, size, (ylo, yhi, xlo, xhi) in jobs:
+            assert size == 256
+            assert y0 <= ylo and yhi <= y0 + size
+            assert x0 <= xlo and xhi <= x0 + size
+            owner[ylo - 100:yhi - 100, xlo - 50:xhi - 50] += 1
+        assert np.all(owner == 1)
+
+    def test_chain_across_tiles_has_no_duplicates(self, deblender):
+        """A 600-pixel chain of stars, one segment: one child per star."""
+        import galsim
+
+        rng = np.random.default_rng(1)
+        image = np.zeros((80, 640))
+        xs = np.arange(20, 620, 15.0) + rng.uniform(-0.5, 0.5, 40)
+        psf = galsim.Moffat(beta=3.0, fwhm=3.0)
+        for x in xs:
+            stamp = psf.withFlux(2e4).drawImage(
+                nx=41, ny=41, scale=1.0, offset=(x % 1 - 0.5, 0.3))
+            ix = int(x)
+            image[20:61, ix - 20:ix + 21] += stamp.array
+        image += 0.5 * np.exp(-0.5 * ((np.arange(80) - 40) / 6.0) ** 2)[
+            :, None] * 200  # a bridge of light joins the stars
+        image += rng.normal(0, 5.0, image.shape)
+        segm = detect_sources(image, 15.0, 5)
+        assert segm.n_labels == 1
+        result = deblender.deblend(image, segm, 5, n_samples=0, seed=0)
+        out = result.segmentation_image
+        # Exactly one child centred on every star (tile seams at x ~ 232
+        # and 456); the ends of the bridge, cut by the image edges, may add
+        # one each.
+        centroids = np.sort(result.table['x_centroid'].value)
+        distance = np.abs(centroids[:, None] - xs[None, :])
+        assert np.all((distance < 3).sum(axis=0) == 1)
+        assert out.n_labels <= len(xs) + 4
+        assert np.min(np.diff(centroids)) > 5
+
+
+class TestEstimator:
+    def test_table_models_and_join(self, deblender, field):
+        image, truth, sigma, segm, _ = field
+        ccd = _ccd(image, sigma)
+        result = deblender.deblend(ccd, segm, 5, n_samples=10, seed=1,
+                                   quantiles=(0.16, 0.84))
+        assert isinstance(result, DeblendResult)
+        table = result.table
+        assert table.colnames[:5] == ['label', 'x_centroid', 'y_centroid',
+                                      'sky_centroid', 'parent_label']
+        assert table['flux'].unit == u.electron
+        assert np.all(table['flux_err'] > 0)
+        assert np.all(table['flux_q16'] < table['flux_q84'])
+        assert np.array_equal(table['label'],
+                              result.segmentation_image.labels)
+        # Joins the photutils catalog of the input segmentation.
+        catalog = SourceCatalog(image, segm).to_table()
+        joined = np.isin(table['parent_label'], catalog['label'])
+        assert joined.all()
+        # One model per child, with its WCS and place in the image.
+        models = result.model_images
+        assert len(models) == len(table)
+        assert isinstance(models[0], NDData)
+        assert models[0].meta['label'] == table['label'][0]
+        assert models[0].wcs is not None
+        # The models explain the data: the residual inside the segments is
+        # small compared with the data.
+        residual = image - result.model_image(image.shape)
+        inside = segm.data > 0
+        assert (np.abs(residual[inside]).sum()
+                < 0.35 * np.abs(image[inside]).sum())
+
+    def test_fluxes_add_up_to_the_data(self, deblender, field):
+        """Children share their parent's data; model wings only add."""
+        image, _, _, segm, _ = field
+        table = deblender.predict(image, segmentation_image=segm,
+                                  n_samples=0, seed=0)
+        split = np.unique(table['parent_label'][table['n_children'] > 1])
+        assert split.size >= 5
+        for parent in split:
+            total = table['flux'][table['parent_label'] == parent].sum()
+            inside = image[segm.data == parent].sum()
+            # Faint sources can have as much light beyond the 1.5-sigma
+            # isophote as inside it.
+            assert inside <= total < 3 * inside
+
+    def test_same_seed_same_fluxes(self, deblender, field):
+        image, _, _, segm, _ = field
+        a = deblender.predict(image, segmentation_image=segm, n_samples=5,
+                              seed=3)
+        b = deblender.predict(image, segmentation_image=segm, n_samples=5,
+                              seed=3)
+        assert np.array_equal(a['flux'], b['flux'])
+
+    def test_masked_pixels_flagged(self, deblender, field):
+        image, _, sigma, segm, _ = field
+        mask = np.zeros(image.shape, bool)
+        x, y = 48, 48
+        mask[y - 2:y + 2, x - 2:x + 2] = True
+        table = deblender.predict(NDData(image, mask=mask),
+                                  segmentation_image=segm, n_samples=3,
+                                  seed=0)
+        near = np.hypot(table['x_centroid'].value - x,
+                        table['y_centroid'].value - y) < 10
+        assert near.any()
+        assert np.all(table['flag'][near] & 1)
+        assert np.all(np.isfinite(table['flux']))
+
+
+class TestShippedQuality:
+    """The shipped model against photutils on a held-out field (seed 3)."""
+
+    def test_beats_photutils(self, deblender, field):
+        image, truth, _, segm, convolved = field
+        px, py, pflux, _, _ = photutils_deblend(image, convolved, segm)
+        ours = deblender.predict(image, segmentation_image=segm,
+                                 n_samples=10, seed=0)
+        ours_score = score(truth, ours['x_centroid'].value,
+                           ours['y_centroid'].value, ours['flux'].value,
+                           flux_err=ours['flux_err'].value)[-1]
+        theirs = score(truth, px, py, pflux)[-1]
+        assert ours_score['recall'] >= theirs['recall'] + 0.1
+        assert ours_score['flux_error_median'] <= 0.12
+        assert ours_score['flux_error_median'] < theirs['flux_error_median']
+        assert ours_score['over_splitting'] <= theirs['over_splitting'] + 0.05
+        assert 0.5 <= ours_score['coverage_68'] <= 0.85
+
+    def test_score_is_not_trivial(self, field):
+        """The scoring gives 0 recall to an empty catalogue, 1 to truth."""
+        _, truth, _, _, _ = field
+        empty = score(truth, [], [], [])[-1]
+        assert empty['recall'] == 0
+        perfect = score(truth, truth['x'], truth['y'], truth['flux'])[-1]
+        assert perfect['recall'] == 1
+        assert perfect['over_splitting'] == 0
+        assert perfect['flux_error_median'] == 0
