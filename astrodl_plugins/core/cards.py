@@ -80,10 +80,15 @@ def render_model_card(config, image=None):
     return '\n'.join(lines)
 
 
+def _escape(text):
+    """Escape reST substitution bars (``|dF|/F``) in table text."""
+    return str(text).replace('|', '\\|')
+
+
 def _csv_table(table):
     lines = [table['title'], '-' * len(table['title']), '',
              '.. csv-table::', '   :header: '
-             + ', '.join(f'"{h}"' for h in table['header']), '']
+             + ', '.join(f'"{_escape(h)}"' for h in table['header']), '']
     lines += ['   ' + ', '.join(f'"{_format(c)}"' for c in row)
               for row in table['rows']]
     return lines + ['']

@@ -175,10 +175,32 @@ def _crop_jobs(slices, labels):
     return jobs
 
 
+def _binned(data, sigma, slices, factor):
+    """Data, noise and segment boxes on a grid binned by ``factor``."""
+    from astropy.nddata import block_reduce
+
+    data = block_reduce(np.nan_to_num(data), factor, func=np.sum)
+    if np.ndim(sigma) == 2:
+        sigma = np.sqrt(block_reduce(np.nan_to_num(sigma) ** 2, factor,
+                                     func=np.sum))
+    else:
+        sigma = sigma * factor
+    slices = {label: (slice(sy.start // factor, -(-sy.stop // factor)),
+                      slice(sx.start // factor, -(-sx.stop // factor)))
+              for label, (sy, sx) in slices.items()}
+    return data, sigma, slices
+
+
 def find_centres(detector, data, sigma, segm_data, slices, labels, *,
-                 threshold, progress=None):
+                 threshold, factor=1, progress=None):
     """
     Source centres in each segment, from the detector's heat map.
+
+    Parameters
+    ----------
+    factor : int, optional
+        Bin the image by this factor before detection (a PSF wider than
+        the training range); centres are returned in unbinned pixels.
 
     Returns
     -------
@@ -191,12 +213,15 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
     from skimage.feature import peak_local_max
 
     data = np.asarray(data)
+    if factor > 1:
+        data, sigma, slices = _binned(data, sigma, slices, factor)
     jobs = _crop_jobs(slices, labels)
     xs, ys, parents = [], [], []
     by_size = {}
     for job in jobs:
         by_size.setdefault(job[3], []).append(job)
     sigma_map = np.ndim(sigma) == 2
+    ny, nx = segm_data.shape
     for size, group in by_size.items():
         per_batch = max(1, _PIXELS_PER_BATCH // (size * size))
         for start in range(0, len(group), per_batch):
@@ -214,13 +239,20 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
                                        exclude_border=False)
                 for py, px in peaks:
                     gy, gx = py + y0, px + x0
-                    if not (core[0] <= gy < core[1] and core[2] <= gx < core[3]):
-                        continue
-                    if segm_data[gy, gx] != label:
+                    if not (core[0] <= gy < core[1]
+                            and core[2] <= gx < core[3]):
                         continue
                     dy, dx = _subpixel(heat[i], py, px)
-                    xs.append(gx + dx)
-                    ys.append(gy + dy)
+                    # Back to unbinned pixels (centre of a binned pixel k
+                    # is at (k + 0.5) * factor - 0.5).
+                    x = (gx + dx + 0.5) * factor - 0.5
+                    y = (gy + dy + 0.5) * factor - 0.5
+                    iy = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
+                    ix = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
+                    if segm_data[iy, ix] != label:
+                        continue
+                    xs.append(x)
+                    ys.append(y)
                     parents.append(label)
             if progress is not None:
                 progress(len(batch))
@@ -266,6 +298,10 @@ class DeblendResult:
         The parent (input) label of each child, in child-label order.
     table : `~astropy.table.QTable` or None
         One row per child (``Deblender.predict`` only).
+    psf_fwhm : float or None
+        The PSF FWHM used (pixels), None if it could not be estimated.
+    binning : int
+        The binning of the image for the centre detection (1: none).
     """
 
     def __init__(self, segmentation_image, parent_labels, table=None,
@@ -278,6 +314,8 @@ class DeblendResult:
         self._model_labels = []
         self._wcs = wcs
         self._unit = unit
+        self.psf_fwhm = None
+        self.binning = 1
 
     def __repr__(self):
         n = 0 if self.segmentation_image is None else (
@@ -329,7 +367,7 @@ class DeblendResult:
 
 
 def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
-                  seed, batch_size, fluxes, progress_bar=False):
+                  seed, batch_size, fluxes, factor=1, progress_bar=False):
     """
     Run the pipeline on an image; see the module docstring.
 
@@ -347,6 +385,8 @@ def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
     fluxes : bool
         Measure fluxes: run the extractor on every source, also in the
         segments with a single centre.
+    factor : int, optional
+        Bin the image by this factor for the centre detection.
     progress_bar : bool, optional
         Show a `tqdm` progress bar over the segments.
 
@@ -378,7 +418,8 @@ def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
               unit='segment', disable=not progress_bar) as bar:
         xs, ys, parents = find_centres(
             estimator.detector_, data, sigma, segm_data, slices, search,
-            threshold=estimator.threshold_, progress=bar.update)
+            threshold=estimator.threshold_, factor=factor,
+            progress=bar.update)
         by_parent = {label: [] for label in labels}
         for i, label in enumerate(parents.tolist()):
             by_parent[label].append(i)

@@ -89,7 +89,7 @@ class Deblender(Estimator):
     def deblend(self, data, segmentation_image, n_pixels=5, *, labels=None,
                 n_samples=20, seed=None, batch_size=64, device='auto',
                 quantiles=None, progress_bar=False, pixel_scale=None,
-                fluxes=True):
+                psf_fwhm=None, fluxes=True):
         """
         Deblend the segments of an image; table, segmentation and models.
 
@@ -120,6 +120,12 @@ class Deblender(Estimator):
             Show a `tqdm` progress bar.
         pixel_scale : `~astropy.units.Quantity`, optional
             Angle per pixel when there is no celestial WCS.
+        psf_fwhm : float or `~astropy.units.Quantity`, optional
+            PSF FWHM (pixels or an angle). Default: ``data.meta['PSF_FWHM']``,
+            or else estimated from the brightest segments with
+            `photutils.psf.fit_fwhm`. When it is wider than the networks
+            were trained on (5 pixels), the centres are detected on the
+            image binned by ``ceil(psf_fwhm / 4)``.
         fluxes : bool, optional
             Measure fluxes (runs the extractor on every source); `False`
             gives the segmentation only, as `deblend_sources_dl` does.
@@ -149,19 +155,25 @@ class Deblender(Estimator):
                                                    n_samples, device)
                                  if fluxes else None)
         device_name = resolve_device(device)
+        fwhm = _psf_fwhm(psf_fwhm, image, segm)
+        factor = _binning(fwhm)
         with keras.device(device_name):
             rows, segm_data = deblend_image(
                 self, image, segm, labels, n_pixels, n_samples=n_samples,
                 seed=seed, batch_size=batch_size, fluxes=fluxes,
-                progress_bar=progress_bar)
+                factor=factor, progress_bar=progress_bar)
         segm_out = _segmentation_image(segm_data, rows)
         parents = np.array([row['parent'] for row in rows], np.int64)
         result = DeblendResult(segm_out, parents, wcs=image.wcs,
                                unit=image.unit)
+        result.psf_fwhm = fwhm
+        result.binning = factor
         if fluxes:
             measured = [row for row in rows if 'flux_draws' in row]
             result.table = self._table(image, measured, quantiles, seed,
                                        n_samples, device_name)
+            result.table.meta['psf_fwhm'] = fwhm
+            result.table.meta['detection_binning'] = factor
             if measured:
                 result._models = np.stack([row['model'] for row in measured])
                 result._origins = [row['origin'] for row in measured]
@@ -250,6 +262,32 @@ class Deblender(Estimator):
         meta['flags'] = dict(DEBLEND_FLAGS)
         meta['threshold'] = self.threshold_
         return build_table(leading, columns, flags, meta)
+
+
+#: Widest PSF FWHM (pixels) in the training blends.
+_TRAINED_MAX_FWHM = 5.0
+
+
+def _psf_fwhm(psf_fwhm, image, segm):
+    """The PSF FWHM in pixels: given, from the meta, or estimated."""
+    from ..classification.base import estimate_psf_fwhm
+    from ..core.inputs import locate_sources, resolve_psf_fwhm
+
+    if psf_fwhm is not None or any(key in image.meta for key in (
+            'PSF_FWHM', 'psf_fwhm', 'FWHM')):
+        return float(resolve_psf_fwhm(psf_fwhm, image, 1)[0])
+    sources = locate_sources(image, segmentation_image=segm)
+    try:
+        return estimate_psf_fwhm(image, sources, max_sources=50)
+    except ValueError:
+        return None
+
+
+def _binning(fwhm):
+    """Binning that brings a wide PSF back into the trained range."""
+    if fwhm is None or fwhm <= 1.2 * _TRAINED_MAX_FWHM:
+        return 1
+    return int(np.ceil(fwhm / 4.0))
 
 
 def _check_n_pixels(n_pixels):

@@ -19,8 +19,8 @@ def _deblender(preset):
 
 
 def deblend_sources_dl(data, segmentation_image, n_pixels, *, labels=None,
-                       preset='deblender', batch_size=64, device='auto',
-                       progress_bar=False):
+                       psf_fwhm=None, preset='deblender', batch_size=64,
+                       device='auto', progress_bar=False):
     """
     Deblend overlapping sources with the ``deblender`` U-Nets.
 
@@ -44,6 +44,10 @@ def deblend_sources_dl(data, segmentation_image, n_pixels, *, labels=None,
     labels : int or array of int, optional
         The labels to deblend (default all); the others are kept as they
         are.
+    psf_fwhm : float or `~astropy.units.Quantity`, optional
+        PSF FWHM; estimated from the data by default. A PSF wider than the
+        training range (5 pixels) makes the centre detection run on the
+        binned image (see `~astrodl_plugins.deblending.Deblender.deblend`).
     preset : str, path or `~astrodl_plugins.deblending.Deblender`, optional
         The trained deblender (loaded once per session).
     batch_size : int, optional
@@ -61,7 +65,7 @@ def deblend_sources_dl(data, segmentation_image, n_pixels, *, labels=None,
     result = _deblender(preset).deblend(
         data, segmentation_image, n_pixels, labels=labels, n_samples=0,
         seed=0, batch_size=batch_size, device=device,
-        progress_bar=progress_bar, fluxes=False)
+        progress_bar=progress_bar, psf_fwhm=psf_fwhm, fluxes=False)
     return result.segmentation_image
 
 

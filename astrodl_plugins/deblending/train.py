@@ -136,47 +136,6 @@ def train_extractor(estimator, train, validation, *, epochs, seed,
                        verbose=verbose)
 
 
-def refine_extractor(estimator, train, validation, *, epochs, seed,
-                     flux_weight=0.02, verbose=2):
-    """
-    Second stage: fine-tune the extractor with a flux term in the loss.
-
-    The loss adds ``flux_weight * ((sum(max(p, 0)) - sum(t)) / (sum(t) +
-    1)) ** 2`` to the pixel MSE: the sum of the (clipped, as at inference)
-    model must match the member's flux, which the MSE of the bright core
-    alone does not enforce in the faint wings.
-    """
-    import keras
-
-    from ..training.fit import fit_network
-
-    rng = np.random.default_rng(seed + 7)
-    x_train, y_train = _extractor_arrays(train, rng, 0.3)
-    x_val, y_val = _extractor_arrays(validation, rng, 0.3)
-    size = estimator.stamp_size
-
-    def prepare(inputs, targets, batch_rng):
-        x, y = _dihedral_pair(inputs[0], targets, batch_rng)
-        return [x], y.reshape(len(y), size * size)
-
-    def prepare_validation(inputs, targets, batch_rng):
-        return inputs, targets.reshape(len(targets), size * size)
-
-    def loss(y_true, y_pred):
-        ops = keras.ops
-        mse = ops.mean(ops.square(y_pred - y_true), axis=-1)
-        total = ops.sum(y_true, axis=-1)
-        flux = (ops.sum(ops.relu(y_pred), axis=-1) - total) / (total + 1.0)
-        return mse + flux_weight * ops.square(flux)
-
-    return fit_network(estimator.model_, ([x_train], y_train),
-                       ([x_val], y_val), loss=loss, epochs=epochs,
-                       batch_size=64, learning_rate=5e-4, patience=3,
-                       seed=seed + 7, prepare=prepare,
-                       prepare_validation=prepare_validation,
-                       verbose=verbose)
-
-
 def choose_threshold(estimator, validation, thresholds=None):
     """
     The heat-map threshold that maximizes the F1 score of centre detection
@@ -231,9 +190,8 @@ def choose_threshold(estimator, validation, thresholds=None):
 
 
 def train_deblender(*, n_train=12000, n_validation=2000, seed=1,
-                    epochs=12, refine_epochs=6, detector_epochs=10,
-                    output=None, cache_dir=None, overwrite=False,
-                    n_fields=4, verbose=2):
+                    epochs=12, detector_epochs=10, output=None,
+                    cache_dir=None, overwrite=False, n_fields=4, verbose=2):
     """
     Train the ``deblender`` preset from simulated blends.
 
@@ -244,10 +202,9 @@ def train_deblender(*, n_train=12000, n_validation=2000, seed=1,
         isolated sources); the validation set uses ``seed + 1``.
     seed : int, optional
         Seed of the training set, weights and augmentation.
-    epochs, refine_epochs, detector_epochs : int, optional
-        Maximum epochs of the extractor, of its second stage with a flux
-        term in the loss (`refine_extractor`), and of the detector (early
-        stopping on the validation loss).
+    epochs, detector_epochs : int, optional
+        Maximum epochs of the extractor and the detector (early stopping
+        on the validation loss).
     output : path-like, optional
         Save the preset there (refused if it exists and is not empty,
         unless ``overwrite``).
@@ -276,17 +233,11 @@ def train_deblender(*, n_train=12000, n_validation=2000, seed=1,
     estimator.threshold_, scores = choose_threshold(estimator, validation)
     history = train_extractor(estimator, train, validation, epochs=epochs,
                               seed=seed, verbose=verbose)
-    if refine_epochs:
-        refined = refine_extractor(estimator, train, validation,
-                                   epochs=refine_epochs, seed=seed,
-                                   verbose=verbose)
-        history = {key: history[key] + refined[key] for key in history}
     estimator.history_ = {'detector': detector_history,
                            'extractor': history, 'threshold_scores': scores}
     estimator.card_ = {
         'command': (f'astrodl train deblender --n-train {n_train} --seed '
-                    f'{seed} --epochs {epochs} --refine-epochs '
-                    f'{refine_epochs} --output DIR'),
+                    f'{seed} --epochs {epochs} --output DIR'),
         'seed': seed,
         'training_data': {'blends': n_train, 'validation_blends':
                           n_validation, 'member_stamps': len(train[0])},
