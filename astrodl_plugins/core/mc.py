@@ -210,9 +210,12 @@ class MCDropoutEngine:
         trunk, trunk_index = self.trunk
         features = np.asarray(trunk.predict_on_batch(
             [batch[i] for i in trunk_index]))
-        repeated = [np.repeat(features, n_draws, axis=0)]
-        repeated += [np.repeat(batch[i], n_draws, axis=0)
-                     for i in self.head_extra]
+        if n_draws == 1:
+            repeated = [features] + [batch[i] for i in self.head_extra]
+        else:
+            repeated = [np.repeat(features, n_draws, axis=0)]
+            repeated += [np.repeat(batch[i], n_draws, axis=0)
+                         for i in self.head_extra]
         out = self._run(self.head, repeated, random)
         return out.reshape(size, n_draws, -1)
 

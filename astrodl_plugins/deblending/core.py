@@ -111,8 +111,8 @@ def noise_sigma(image, segm_data):
     if sky.sum() < 100:
         sky = ~image.mask
     values = image.data[sky]
-    if values.size > 1_000_000:
-        values = values[:: values.size // 1_000_000]
+    if values.size > 200_000:
+        values = values[:: values.size // 200_000]
     _, _, std = sigma_clipped_stats(values, sigma=3.0, stdfunc='mad_std')
     if not np.isfinite(std) or std <= 0:
         std = np.nanstd(values) or 1.0
