@@ -209,6 +209,7 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
     parent : `~numpy.ndarray`
         The segment label of each centre.
     """
+    import keras
     from scipy.special import expit
     from skimage.feature import peak_local_max
 
@@ -232,7 +233,10 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
                 noise = (_window(sigma, y0, x0, size, np.nan) if sigma_map
                          else sigma)
                 crops[i, ..., 0] = detector_inputs(window, noise)
-            heat = expit(np.asarray(detector.predict_on_batch(crops))[..., 0])
+            # An eager call: crops come in several shapes, and a compiled
+            # predict function would be retraced for each (with warnings).
+            heat = expit(keras.ops.convert_to_numpy(
+                detector(crops, training=False))[..., 0])
             for i, (label, y0, x0, _, core) in enumerate(batch):
                 peaks = peak_local_max(heat[i], min_distance=1,
                                        threshold_abs=threshold,

@@ -128,7 +128,11 @@ class Deblender(Estimator):
             image binned by ``ceil(psf_fwhm / 4)``.
         fluxes : bool, optional
             Measure fluxes (runs the extractor on every source); `False`
-            gives the segmentation only, as `deblend_sources_dl` does.
+            gives the segmentation only, from one deterministic pass, as
+            `deblend_sources_dl` does. With fluxes, the segmentation comes
+            from the mean of the MC draws of the models, so a few pixels
+            (and rarely a small child) can differ from the deterministic
+            one.
 
         Returns
         -------
@@ -155,6 +159,9 @@ class Deblender(Estimator):
                                                    n_samples, device)
                                  if fluxes else None)
         device_name = resolve_device(device)
+        if not fluxes:
+            # The segmentation alone needs one deterministic pass.
+            n_samples = 0
         fwhm = _psf_fwhm(psf_fwhm, image, segm)
         factor = _binning(fwhm)
         with keras.device(device_name):
