@@ -71,6 +71,18 @@ class TestPhotutilsContract:
         for child in out.labels:
             assert out.areas[child - 1] >= 5
 
+    def test_any_connectivity(self, deblender, field):
+        """
+        photutils' "Deblending failed ... same pixel connectivity" error
+        (photutils#803) cannot happen: children are assigned pixel by pixel
+        inside the parent, whatever connectivity made the segments.
+        """
+        image, _, sigma, _, convolved = field
+        segm4 = detect_sources(convolved, 1.5 * sigma, 5, connectivity=4)
+        out = deblend_sources_dl(image, segm4, 5, preset=deblender)
+        assert np.array_equal(out.data > 0, segm4.data > 0)
+        assert out.n_labels >= segm4.n_labels
+
     def test_labels_keyword_leaves_the_others(self, deblender, field):
         image, _, _, segm, _ = field
         biggest = segm.labels[np.argmax(segm.areas)]
