@@ -7,66 +7,23 @@ import numpy as np
 from astropy import units as u
 
 from ..core.estimator import Estimator
-from ..core.inputs import cut_stamps, locate_sources, read_bands, resolve_psf_fwhm
+from ..core.inputs import (
+    cut_stamps,
+    estimate_psf_fwhm,
+    locate_sources,
+    read_bands,
+    resolve_psf_fwhm,
+)
 from ..exceptions import AstrodlUserWarning
 from ..simulate.sources import BANDS
 from ..training.augment import apply_dihedral
 from . import _network as net
 from .metrics import softmax
 
-__all__ = ['SourceClassifier', 'estimate_psf_fwhm']
+__all__ = ['SourceClassifier']
 
 #: The eight rotations (quarter turns) and flips of a square stamp.
 _DIHEDRAL = tuple((k, flip) for k in range(4) for flip in (False, True))
-
-
-def estimate_psf_fwhm(image, sources, *, max_sources=200):
-    """
-    Estimate the PSF FWHM (pixels) from the most compact bright sources.
-
-    Fits a circular Gaussian (`photutils.psf.fit_fwhm`) at the positions of
-    the brightest sources and returns the 20th percentile of the fitted
-    FWHMs, which is set by the stars (the most compact sources) when the
-    field has some, as SExtractor's ``SEEING_FWHM`` would be.
-
-    Parameters
-    ----------
-    image : `~astrodl_plugins.core.inputs.ImageData`
-        The image.
-    sources : `~astrodl_plugins.core.inputs.Sources`
-        Where the sources are.
-    max_sources : int, optional
-        At most this many of the brightest sources are fitted.
-
-    Returns
-    -------
-    fwhm : float
-        Pixels.
-    """
-    from photutils.psf import fit_fwhm
-
-    data = np.where(image.mask, 0.0, image.data)
-    ny, nx = data.shape
-    x = np.clip(np.round(sources.x).astype(int), 0, nx - 1)
-    y = np.clip(np.round(sources.y).astype(int), 0, ny - 1)
-    inside = (x > 6) & (x < nx - 7) & (y > 6) & (y < ny - 7)
-    order = np.argsort(-data[y, x] * inside)[:max_sources]
-    order = order[inside[order]]
-    if order.size == 0:
-        msg = ('cannot estimate the PSF FWHM: no source away from the image '
-               'edges; give psf_fwhm')
-        raise ValueError(msg)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        fwhm = fit_fwhm(data, xypos=np.column_stack([sources.x[order],
-                                                     sources.y[order]]),
-                        fit_shape=11, mask=image.mask)
-    fwhm = np.asarray(fwhm, np.float64)
-    fwhm = fwhm[np.isfinite(fwhm) & (fwhm > 0.5) & (fwhm < 30)]
-    if fwhm.size == 0:
-        msg = 'cannot estimate the PSF FWHM from the sources; give psf_fwhm'
-        raise ValueError(msg)
-    return float(np.percentile(fwhm, 20))
 
 
 def _band_usable(stamps):

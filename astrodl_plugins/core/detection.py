@@ -8,7 +8,7 @@ import numpy as np
 from astropy.convolution import convolve
 from astropy.nddata import CCDData
 
-__all__ = ['subtract_background_and_detect']
+__all__ = ['subtract_background_and_detect', 'photutils_deblend_sources']
 
 
 def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
@@ -94,15 +94,7 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
             # background box; keep the first, unmasked estimate.
             pass
     if segm is not None and deblend:
-        from photutils.segmentation import deblend_sources
-
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            kwargs = {}
-            if 'progress_bar' in inspect.signature(
-                    deblend_sources).parameters:
-                kwargs['progress_bar'] = False
-            segm = deblend_sources(convolved, segm, n_pixels, **kwargs)
+        segm = photutils_deblend_sources(convolved, segm, n_pixels)
     subtracted = CCDData(data, unit=ccd.unit, mask=mask, wcs=ccd.wcs,
                          uncertainty=ccd.uncertainty, meta=dict(ccd.meta))
     if segm is None:
@@ -111,3 +103,21 @@ def subtract_background_and_detect(ccd, *, box_size=64, n_sigma=1.5,
                             convolved_data=convolved, mask=mask,
                             wcs=ccd.wcs)
     return subtracted, segm, catalog
+
+
+def photutils_deblend_sources(convolved, segmentation_image, n_pixels):
+    """
+    Run photutils' `~photutils.segmentation.deblend_sources` quietly.
+
+    Its defaults, no progress bar (where photutils still has the option)
+    and no warnings.
+    """
+    from photutils.segmentation import deblend_sources
+
+    kwargs = {}
+    if 'progress_bar' in inspect.signature(deblend_sources).parameters:
+        kwargs['progress_bar'] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return deblend_sources(convolved, segmentation_image, n_pixels,
+                               **kwargs)

@@ -462,46 +462,54 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
                    fluxes):
     """Deblend the parents of one chunk; one row dict per child."""
     half = size // 2
-    targets = []   # (parent, x, y, detected)
+    # Per parent: its children's (x, y, detected); a parent without a
+    # detected centre gets one child at its centroid.
+    members = {}
     for label in chunk:
-        members = by_parent[label]
-        if not members:
-            x, y = _segment_centroid(data, segm_data, slices[label], label)
-            targets.append((label, x, y, False))
+        if by_parent[label]:
+            members[label] = [(xs[i], ys[i], True) for i in by_parent[label]]
         else:
-            for i in members:
-                targets.append((label, xs[i], ys[i], True))
-    run = [t for t in targets if fluxes or len(by_parent[t[0]]) >= 2]
-    models, origins = None, {}
-    if run:
-        stamps = np.empty((len(run), size, size), np.float32)
-        noise = np.empty(len(run))
-        sx = np.empty(len(run))
-        sy = np.empty(len(run))
+            x, y = _segment_centroid(data, segm_data, slices[label], label)
+            members[label] = [(x, y, False)]
+    run = [label for label in chunk
+           if fluxes or len(members[label]) >= 2]
+    targets = [member for label in run for member in members[label]]
+    models = {label: None for label in chunk}
+    origins = {label: None for label in chunk}
+    if targets:
+        stamps = np.empty((len(targets), size, size), np.float32)
+        noise = np.empty(len(targets))
+        sx = np.empty(len(targets))
+        sy = np.empty(len(targets))
+        corners = np.empty((len(targets), 2), np.int64)
         sigma_map = np.ndim(sigma) == 2
-        for k, (label, x, y, _) in enumerate(run):
-            ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
-            x0, y0 = ix - half, iy - half
+        for k, (x, y, _) in enumerate(targets):
+            x0 = int(np.floor(x + 0.5)) - half
+            y0 = int(np.floor(y + 0.5)) - half
             stamps[k] = _window(data, y0, x0, size, np.nan)
             noise[k] = (np.nanmedian(_window(sigma, y0, x0, size, np.nan))
                         if sigma_map else sigma)
             sx[k], sy[k] = x - x0, y - y0
-            origins[(label, x, y)] = (x0, y0)
+            corners[k] = x0, y0
         inputs, scale = extractor_inputs(stamps, noise, sx, sy)
         # The MC head runs on batch * n_samples full-resolution stamps:
         # cap the rows so that memory stays well under a gigabyte.
         rows_cap = max(1, min(batch_size, 256 // max(n_samples, 1)))
         draws = engine.sample([inputs], n_samples, seed=seed,
                               batch_size=rows_cap)
-        draws = draws.reshape(len(run), -1, size, size)
-        models = np.clip(draws * scale[:, None, None, None], 0, None)
-        index = {(t[0], t[1], t[2]): k for k, t in enumerate(run)}
+        draws = draws.reshape(len(targets), -1, size, size)
+        draws = np.clip(draws * scale[:, None, None, None], 0, None)
+        start = 0
+        for label in run:
+            stop = start + len(members[label])
+            models[label] = draws[start:stop]
+            origins[label] = corners[start:stop]
+            start = stop
     rows = []
     for label in chunk:
-        members = [t for t in targets if t[0] == label]
-        rows.extend(_assemble(label, members, models, index if run else {},
-                              origins, data, sigma, segm_data, slices[label],
-                              size, n_pixels, fluxes))
+        rows.extend(_assemble(label, members[label], models[label],
+                              origins[label], data, sigma, segm_data,
+                              slices[label], size, n_pixels, fluxes))
     return rows
 
 
@@ -546,31 +554,34 @@ def _owners(mean_models, regions, footprint, cx, cy):
     return owner
 
 
-def _assemble(label, members, models, index, origins, data, sigma,
-              segm_data, sl, size, n_pixels, fluxes):
-    """Children of one parent: pixels, and flux draws when asked."""
+def _assemble(label, members, models, origins, data, sigma, segm_data, sl,
+              size, n_pixels, fluxes):
+    """
+    Children of one parent: pixels, and flux draws when asked.
+
+    ``members`` are the children's ``(x, y, detected)``; ``models`` their
+    ``(n, T, size, size)`` model draws and ``origins`` the ``(x0, y0)`` of
+    their stamps, or None when the extractor did not run.
+    """
     sy, sx = sl
-    keys = [(m[0], m[1], m[2]) for m in members]
-    has_models = all(k in index for k in keys)
+    has_models = models is not None
     ylo, yhi, xlo, xhi = sy.start, sy.stop, sx.start, sx.stop
     if has_models:
-        for key in keys:
-            x0, y0 = origins[key]
-            ylo, yhi = min(ylo, y0), max(yhi, y0 + size)
-            xlo, xhi = min(xlo, x0), max(xhi, x0 + size)
+        ylo, yhi = min(ylo, origins[:, 1].min()), max(yhi, origins[:, 1].max()
+                                                      + size)
+        xlo, xhi = min(xlo, origins[:, 0].min()), max(xhi, origins[:, 0].max()
+                                                      + size)
     ny, nx = segm_data.shape
-    wy = slice(max(ylo, 0), min(yhi, ny))
-    wx = slice(max(xlo, 0), min(xhi, nx))
+    wy = slice(max(int(ylo), 0), min(int(yhi), ny))
+    wx = slice(max(int(xlo), 0), min(int(xhi), nx))
     footprint = segm_data[wy, wx] == label
-    cx = np.array([m[1] for m in members]) - wx.start
-    cy = np.array([m[2] for m in members]) - wy.start
+    cx = np.array([m[0] for m in members]) - wx.start
+    cy = np.array([m[1] for m in members]) - wy.start
     keep = np.arange(len(members))
     if has_models:
-        child_models = [models[index[key]] for key in keys]   # (T, s, s)
-        mean = [m.mean(axis=0) for m in child_models]
-        regions = _regions([(origins[key][1] - wy.start,
-                             origins[key][0] - wx.start) for key in keys],
-                           size, footprint.shape)
+        mean = models.mean(axis=1)
+        regions = _regions([(y0 - wy.start, x0 - wx.start)
+                            for x0, y0 in origins], size, footprint.shape)
     if has_models and len(members) >= 2:
         # Children below n_pixels give their pixels to the others.
         while True:
@@ -590,22 +601,22 @@ def _assemble(label, members, models, index, origins, data, sigma,
     rows = []
     if fluxes and has_models:
         flux_draws, noise_var = _fluxes(
-            [child_models[k] for k in keep], [regions[k] for k in keep],
+            models[keep], [regions[k] for k in keep],
             owner, footprint, np.nan_to_num(data[wy, wx]),
             (np.nan_to_num(sigma[wy, wx]) if np.ndim(sigma) == 2
              else np.full(footprint.shape, sigma)))
     for k, member_index in enumerate(keep):
-        member = members[member_index]
+        x, y, detected = members[member_index]
         pixels = np.nonzero(owner == k)
-        row = {'parent': label, 'order': k, 'x': member[1], 'y': member[2],
-               'detected': member[3],
+        row = {'parent': label, 'order': k, 'x': x, 'y': y,
+               'detected': detected,
                'pixels': (pixels[0] + wy.start, pixels[1] + wx.start),
                'n_children': len(keep)}
         if fluxes and has_models:
             row['flux_draws'] = flux_draws[k]
             row['flux_noise_var'] = noise_var[k]
             row['model'] = mean[member_index]
-            row['origin'] = origins[keys[member_index]]
+            row['origin'] = tuple(int(v) for v in origins[member_index])
         rows.append(row)
     return rows
 

@@ -154,10 +154,9 @@ class Deblender(Estimator):
         segm, labels = check_segmentation(segmentation_image, image.shape,
                                           labels)
         if segm is None:
-            return DeblendResult(None, np.array([], np.int64),
-                                 self._empty_table(image, quantiles, seed,
-                                                   n_samples, device)
-                                 if fluxes else None)
+            table = (self._table(image, [], quantiles, seed, n_samples,
+                                 device) if fluxes else None)
+            return DeblendResult(None, np.array([], np.int64), table)
         device_name = resolve_device(device)
         if not fluxes:
             # The segmentation alone needs one deterministic pass.
@@ -229,9 +228,6 @@ class Deblender(Estimator):
                'use predict, deblend or deblend_sources_dl')
         raise NotImplementedError(msg)
 
-    def _empty_table(self, image, quantiles, seed, n_samples, device):
-        return self._table(image, [], quantiles, seed, n_samples, device)
-
     def _table(self, image, rows, quantiles, seed, n_samples, device_name):
         from astropy import units as u
 
@@ -277,16 +273,13 @@ _TRAINED_MAX_FWHM = 5.0
 
 def _psf_fwhm(psf_fwhm, image, segm):
     """The PSF FWHM in pixels: given, from the meta, or estimated."""
-    from ..classification.base import estimate_psf_fwhm
-    from ..core.inputs import resolve_psf_fwhm
+    from ..core.inputs import Sources, estimate_psf_fwhm, resolve_psf_fwhm
 
     if psf_fwhm is not None or any(key in image.meta for key in (
             'PSF_FWHM', 'psf_fwhm', 'FWHM')):
         return float(resolve_psf_fwhm(psf_fwhm, image, 1)[0])
     # The 200 largest segments, at the centres of their boxes (fit_fwhm
     # fits the centre): much cheaper than photutils centroids of all.
-    from ..core.inputs import Sources
-
     largest = np.argsort(segm.areas)[::-1][:200]
     boxes = [segm.slices[i] for i in largest]
     sources = Sources(segm.labels[largest],

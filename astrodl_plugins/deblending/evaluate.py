@@ -23,7 +23,6 @@ in the larger ``r_eff``).
 """
 
 import time
-import warnings
 
 import numpy as np
 from astropy.table import QTable
@@ -66,17 +65,12 @@ def photutils_deblend(image, convolved, segm, n_pixels=5):
         Time of `~photutils.segmentation.deblend_sources` alone.
     segm_deblended : `~photutils.segmentation.SegmentationImage`
     """
-    import inspect
+    from photutils.segmentation import SourceCatalog
 
-    from photutils.segmentation import SourceCatalog, deblend_sources
+    from ..core.detection import photutils_deblend_sources
 
-    kwargs = {}
-    if 'progress_bar' in inspect.signature(deblend_sources).parameters:
-        kwargs['progress_bar'] = False
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        deblended = deblend_sources(convolved, segm, n_pixels, **kwargs)
+    deblended = photutils_deblend_sources(convolved, segm, n_pixels)
     seconds = time.perf_counter() - start
     catalog = SourceCatalog(np.asarray(image, np.float64), deblended,
                             convolved_data=convolved)

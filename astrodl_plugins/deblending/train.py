@@ -1,39 +1,13 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Training recipe of the ``deblender`` preset (``astrodl train deblender``)."""
 
-import hashlib
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from astropy.table import QTable
 
-__all__ = ['train_deblender', 'blend_stamps']
-
-
-def blend_stamps(n_blends, seed, cache_dir=None, single_fraction=0.15):
-    """
-    `~astrodl_plugins.simulate.simulate_blend_stamps`, cached on disk.
-
-    Returns ``(stamps, models, truth)``; the cache key holds the arguments
-    (the simulator is deterministic given its seed).
-    """
-    from ..simulate import simulate_blend_stamps
-
-    kwargs = {'seed': seed, 'single_fraction': single_fraction}
-    if cache_dir is None:
-        return simulate_blend_stamps(n_blends, **kwargs)
-    key = repr(('simulate_blend_stamps', n_blends, sorted(kwargs.items())))
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    base = Path(cache_dir) / f'blend_stamps-{digest}'
-    arrays, table = base.with_suffix('.npz'), base.with_suffix('.ecsv')
-    if arrays.exists() and table.exists():
-        saved = np.load(arrays)
-        return saved['stamps'], saved['models'], QTable.read(table)
-    stamps, models, truth = simulate_blend_stamps(n_blends, **kwargs)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(arrays, stamps=stamps, models=models)
-    truth.write(table, overwrite=True)
-    return stamps, models, truth
+__all__ = ['train_deblender', 'finish_deblender', 'tune_threshold']
 
 
 def _stamp_heatmaps(truth, size):
@@ -136,59 +110,6 @@ def train_extractor(estimator, train, validation, *, epochs, seed,
                        verbose=verbose)
 
 
-def choose_threshold(estimator, validation, thresholds=None):
-    """
-    The heat-map threshold that maximizes the F1 score of centre detection
-    on validation stamps (a centre is found when a peak lies within 1.5
-    pixels of it).
-
-    Returns
-    -------
-    threshold : float
-    scores : list of dict
-        ``threshold``, ``recall``, ``precision``, ``f1`` for each one.
-    """
-    from scipy.special import expit
-    from skimage.feature import peak_local_max
-
-    from ._network import detector_inputs
-
-    stamps, _, truth = validation
-    thresholds = thresholds or [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
-    sigma = np.asarray(truth['noise_sigma'])[:, None, None]
-    x = detector_inputs(stamps, sigma)[..., None]
-    heat = expit(np.asarray(estimator.detector_.predict(x, batch_size=256,
-                                                        verbose=0))[..., 0])
-    size = stamps.shape[1]
-    xs = np.column_stack([np.asarray(truth['x']),
-                          np.asarray(truth['others_x'])])
-    ys = np.column_stack([np.asarray(truth['y']),
-                          np.asarray(truth['others_y'])])
-    inner = (xs > 4) & (xs < size - 5) & (ys > 4) & (ys < size - 5)
-    scores = []
-    for t in thresholds:
-        found = true_pos = n_peaks = 0
-        for i in range(len(stamps)):
-            peaks = peak_local_max(heat[i], min_distance=1, threshold_abs=t,
-                                   exclude_border=False)
-            peaks = peaks[(peaks[:, 1] > 4) & (peaks[:, 1] < size - 5)
-                          & (peaks[:, 0] > 4) & (peaks[:, 0] < size - 5)]
-            centres = np.column_stack([xs[i][inner[i]], ys[i][inner[i]]])
-            n_peaks += len(peaks)
-            if len(peaks) and len(centres):
-                d = np.hypot(peaks[:, 1][:, None] - centres[:, 0][None],
-                             peaks[:, 0][:, None] - centres[:, 1][None])
-                found += int((d.min(axis=0) <= 1.5).sum())
-                true_pos += int((d.min(axis=1) <= 1.5).sum())
-        recall = found / max(inner.sum(), 1)
-        precision = true_pos / max(n_peaks, 1)
-        f1 = 2 * recall * precision / max(recall + precision, 1e-9)
-        scores.append({'threshold': t, 'recall': recall,
-                       'precision': precision, 'f1': f1})
-    best = max(scores, key=lambda s: s['f1'])
-    return best['threshold'], scores
-
-
 def train_deblender(*, n_train=12000, n_validation=2000, seed=1,
                     epochs=12, detector_epochs=10, output=None,
                     cache_dir=None, overwrite=False, n_fields=4, verbose=2):
@@ -220,21 +141,27 @@ def train_deblender(*, n_train=12000, n_validation=2000, seed=1,
     estimator : `~astrodl_plugins.deblending.Deblender`
     """
     from ..core.store import check_output_directory
+    from ..simulate import simulate_blend_stamps
+    from ..training.datasets import cached_simulation
     from .deblender import Deblender
 
     if output is not None:
         check_output_directory(output, overwrite)
-    train = blend_stamps(n_train, seed, cache_dir)
-    validation = blend_stamps(n_validation, seed + 1, cache_dir)
+    def simulate(n, s):
+        # 15 % isolated sources, so that the detector learns not to split.
+        return cached_simulation(simulate_blend_stamps, n, s,
+                                 cache_dir=cache_dir, single_fraction=0.15)
+
+    train = simulate(n_train, seed)
+    validation = simulate(n_validation, seed + 1)
     estimator = Deblender()
     detector_history = train_detector(estimator, train, validation,
                                       epochs=detector_epochs, seed=seed,
                                       verbose=verbose)
-    estimator.threshold_, scores = choose_threshold(estimator, validation)
     history = train_extractor(estimator, train, validation, epochs=epochs,
                               seed=seed, verbose=verbose)
     estimator.history_ = {'detector': detector_history,
-                           'extractor': history, 'threshold_scores': scores}
+                           'extractor': history}
     estimator.card_ = {
         'command': (f'astrodl train deblender --n-train {n_train} --seed '
                     f'{seed} --epochs {epochs} --output DIR'),
@@ -285,18 +212,17 @@ def finish_deblender(estimator, *, seed, n_fields=4, output=None,
     Calibrate ``flux_err``, measure the held-out metrics against
     photutils, write the model card and save the preset.
     """
-    import tempfile
-
     from ..simulate import BLEND_RANGES
     from .evaluate import evaluate_fields
 
     validation_seeds = [1000 * (seed + 1) + k for k in range(n_fields)]
+    # Uncalibrated errors until the scale is fitted below.
+    estimator.flux_error_scale_ = 1.0
     estimator.threshold_, sweep = tune_threshold(estimator, validation_seeds)
     calibration = evaluate_fields(estimator, validation_seeds,
                                   n_samples=n_samples)
     z = calibration['z']
     z = z[np.isfinite(z)]
-    estimator.flux_error_scale_ = 1.0
     scale = float(np.quantile(np.abs(z), 0.683)) if z.size else 1.0
     estimator.flux_error_scale_ = scale
     test = evaluate_fields(estimator,
@@ -386,8 +312,6 @@ def finish_deblender(estimator, *, seed, n_fields=4, output=None,
                 'and the data minus our models.')
             estimator.card_['figures'] = figures
             estimator.save(output, overwrite=overwrite)
-            import shutil
-
             for name in figures:
                 shutil.copy(Path(scratch) / name, Path(output) / name)
     return estimator

@@ -21,18 +21,22 @@ def cached_simulation(simulator, n_stamps, seed, cache_dir=None, **kwargs):
     Parameters
     ----------
     simulator : callable
-        A simulator returning ``(images, truth)``.
+        A simulator returning ``(images, truth)``, or ``(array, ...,
+        truth)`` with several arrays (e.g. blends and their members'
+        models).
     n_stamps, seed : int
         Passed to the simulator.
     cache_dir : path-like, optional
-        Where to keep ``.npz``/``.ecsv`` pairs; no caching if `None`.
+        Where to keep the arrays (``.npy``, or ``.npz`` for several) and
+        the ``.ecsv`` truth; no caching if `None`.
     **kwargs
         Further simulator keywords (part of the cache key).
 
     Returns
     -------
-    images : `~numpy.ndarray`
-    truth : `~astropy.table.QTable`
+    arrays and truth : tuple
+        What the simulator returns: ``(images, truth)`` or
+        ``(array, ..., truth)``.
     """
     if cache_dir is None:
         return simulator(n_stamps, seed=seed, **kwargs)
@@ -40,12 +44,20 @@ def cached_simulation(simulator, n_stamps, seed, cache_dir=None, **kwargs):
                 sorted(kwargs.items())))
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cache_dir = Path(cache_dir)
-    images_path = cache_dir / f'{simulator.__name__}-{digest}.npy'
-    truth_path = images_path.with_suffix('.ecsv')
-    if images_path.exists() and truth_path.exists():
-        return np.load(images_path), QTable.read(truth_path)
-    images, truth = simulator(n_stamps, seed=seed, **kwargs)
+    base = cache_dir / f'{simulator.__name__}-{digest}'
+    single, several = base.with_suffix('.npy'), base.with_suffix('.npz')
+    truth_path = base.with_suffix('.ecsv')
+    if truth_path.exists() and single.exists():
+        return np.load(single), QTable.read(truth_path)
+    if truth_path.exists() and several.exists():
+        saved = np.load(several)
+        return (*(saved[f'arr_{i}'] for i in range(len(saved.files))),
+                QTable.read(truth_path))
+    *arrays, truth = simulator(n_stamps, seed=seed, **kwargs)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.save(images_path, images)
+    if len(arrays) == 1:
+        np.save(single, arrays[0])
+    else:
+        np.savez(several, *arrays)
     truth.write(truth_path, overwrite=True)
-    return images, truth
+    return (*arrays, truth)

@@ -32,7 +32,9 @@ class _Batches(keras.utils.PyDataset):
         targets = self.targets[rows]
         if self.prepare is not None:
             inputs, targets = self.prepare(inputs, targets, self.rng)
-        return tuple(inputs), targets
+        # A single-input model takes its array, not a 1-tuple (which
+        # Keras warns about).
+        return (inputs[0] if len(inputs) == 1 else tuple(inputs)), targets
 
     def on_epoch_end(self):
         if self.shuffle:

@@ -8,33 +8,14 @@ set by tox; skipped when absent); the Hubble Deep Field image is bundled
 with scikit-image.
 """
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pytest
 from astropy.nddata import CCDData
 
 import astrodl_plugins as adl
 from astrodl_plugins.core.detection import subtract_background_and_detect
-
-
-def _data_dir():
-    candidates = [os.environ.get('ASTRODL_TEST_DATA_DIR'),
-                  Path.cwd().parent / 'shared' / 'data',
-                  Path(__file__).resolve().parents[3] / 'shared' / 'data']
-    for candidate in candidates:
-        if candidate and (Path(candidate) / 'M13_blue_0001.fits').exists():
-            return Path(candidate)
-    return None
-
-
-def _read(name, **kwargs):
-    directory = _data_dir()
-    if directory is None:
-        pytest.skip('shared test data not found (ASTRODL_TEST_DATA_DIR)')
-    return CCDData.read(directory / name, **kwargs)
+from astrodl_plugins.tests.shared_data import read_shared
 
 
 def _classify(ccd, name='star-galaxy', deblend=True):
@@ -65,7 +46,7 @@ def _brightest(table, snr, name, n=60):
 
 
 def test_spitzer_brightest_sources_are_mostly_stars():
-    table, snr = _classify(_read('spitzer_example_image.fits'))
+    table, snr = _classify(read_shared('spitzer_example_image.fits'))
     assert len(table) > 1000
     assert table.meta['psf_fwhm_source'] == 'estimated from the data'
     assert _brightest(table, snr, 'star') >= 0.5
@@ -74,7 +55,7 @@ def test_spitzer_brightest_sources_are_mostly_stars():
 def test_m13_psf_outside_trained_range_is_flagged():
     # This frame's stars are ~11 pix FWHM blobs, beyond the 1.5-6 pix the
     # classifier was trained on: every row must carry bit 4.
-    table, _ = _classify(_read('M13_blue_0001.fits', unit='adu'))
+    table, _ = _classify(read_shared('M13_blue_0001.fits', unit='adu'))
     assert len(table) > 0
     assert np.all(table['flag'] & 4)
 
@@ -89,6 +70,6 @@ def test_hubble_deep_field_bright_sources_are_galaxies():
 
 def test_horsehead_runs():
     # Not deblended: splitting the nebula's large segments is slow.
-    table, _ = _classify(_read('HorseHead.fits', unit='adu'), deblend=False)
+    table, _ = _classify(read_shared('HorseHead.fits', unit='adu'), deblend=False)
     assert len(table) > 10
     assert set(table['class']) <= {'star', 'galaxy', ''}

@@ -15,6 +15,7 @@ from photutils.segmentation import (
 
 import astrodl_plugins as adl
 from astrodl_plugins.deblending import (
+    Deblender,
     DeblendResult,
     SourceFinderDL,
     deblend_sources_dl,
@@ -342,3 +343,24 @@ class TestShippedQuality:
         assert perfect['recall'] == 1
         assert perfect['over_splitting'] == 0
         assert perfect['flux_error_median'] == 0
+
+
+class TestRecipe:
+    def test_one_epoch_recipe_writes_a_loadable_preset(self, tmp_path):
+        """The whole recipe, tiny: train, tune, calibrate, test, save."""
+        from astrodl_plugins.deblending.train import train_deblender
+
+        output = tmp_path / 'preset'
+        trained = train_deblender(n_train=60, n_validation=30, epochs=1,
+                                  detector_epochs=1, n_fields=1,
+                                  output=output, verbose=0)
+        loaded = Deblender.from_preset(output)
+        assert loaded.threshold_ == trained.threshold_
+        assert loaded.threshold_ in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+        assert np.isfinite(loaded.flux_error_scale_)
+        assert loaded.flux_error_scale_ > 0
+        card = loaded.card_
+        assert [row[0] for row in card['tables'][0]['rows']][-1] == 'all'
+        assert set(card['figures']) == {'history.png', 'example.png'}
+        for name in card['figures']:
+            assert (output / name).stat().st_size > 0

@@ -8,44 +8,33 @@ The FITS files come from the project's shared test data
 (``ASTRODL_TEST_DATA_DIR``, set by tox; skipped when absent).
 """
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pytest
 from astropy.convolution import convolve
-from astropy.nddata import CCDData
+from photutils.segmentation import make_2dgaussian_kernel
 
-from astrodl_plugins.core.detection import subtract_background_and_detect
+from astrodl_plugins.core.detection import (
+    photutils_deblend_sources,
+    subtract_background_and_detect,
+)
 from astrodl_plugins.deblending import deblend_sources_dl
-
-
-def _read(name, **kwargs):
-    candidates = [os.environ.get('ASTRODL_TEST_DATA_DIR'),
-                  Path.cwd().parent / 'shared' / 'data',
-                  Path(__file__).resolve().parents[3] / 'shared' / 'data']
-    for candidate in candidates:
-        if candidate and (Path(candidate) / name).exists():
-            return CCDData.read(Path(candidate) / name, **kwargs)
-    pytest.skip('shared test data not found (ASTRODL_TEST_DATA_DIR)')
+from astrodl_plugins.tests.shared_data import read_shared
 
 
 def _both(ccd):
-    from photutils.segmentation import deblend_sources, make_2dgaussian_kernel
-
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         data, segm, _ = subtract_background_and_detect(ccd, n_pixels=5)
-        convolved = convolve(np.nan_to_num(np.asarray(data.data, float)),
-                             make_2dgaussian_kernel(3.0, size=5))
-        theirs = deblend_sources(convolved, segm, 5, progress_bar=False)
+    convolved = convolve(np.nan_to_num(np.asarray(data.data, float)),
+                         make_2dgaussian_kernel(3.0, size=5))
+    theirs = photutils_deblend_sources(convolved, segm, 5)
     ours = deblend_sources_dl(data, segm, 5)
     return segm, theirs, ours
 
 
 def test_spitzer_crowded_field():
-    segm, theirs, ours = _both(_read('spitzer_example_image.fits'))
+    segm, theirs, ours = _both(read_shared('spitzer_example_image.fits'))
     assert np.array_equal(ours.data > 0, segm.data > 0)
     assert ours.n_labels >= theirs.n_labels
 
@@ -57,6 +46,6 @@ def test_m13_runs_and_keeps_every_pixel():
     are found on the binned image. photutils cuts the blobs into more
     pieces than we do (27 against 16); see the docs' real-data notes.
     """
-    segm, theirs, ours = _both(_read('M13_blue_0001.fits', unit='adu'))
+    segm, theirs, ours = _both(read_shared('M13_blue_0001.fits', unit='adu'))
     assert np.array_equal(ours.data > 0, segm.data > 0)
     assert ours.n_labels >= segm.n_labels
