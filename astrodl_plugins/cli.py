@@ -133,13 +133,14 @@ def _deblend(args):
         print(f'{len(result.table)} sources measured; wrote {args.catalog}')
 
 
+#: The training recipe of each shipped preset (``module:object``, a
+#: `~astrodl_plugins.training.recipe.Recipe`).
 _TRAINERS = {
-    'galaxy-structure': 'astrodl_plugins.structure.train:'
-                        'train_galaxy_structure',
-    'star-galaxy': 'astrodl_plugins.classification.train:train_star_galaxy',
-    'galaxy-morphology': 'astrodl_plugins.classification.train:'
-                         'train_galaxy_morphology',
-    'deblender': 'astrodl_plugins.deblending.train:train_deblender',
+    'galaxy-structure': 'astrodl_plugins.structure.recipe:RECIPE',
+    'star-galaxy': 'astrodl_plugins.classification.recipe:RECIPES:star-galaxy',
+    'galaxy-morphology':
+        'astrodl_plugins.classification.recipe:RECIPES:galaxy-morphology',
+    'deblender': 'astrodl_plugins.deblending.recipe:RECIPE',
 }
 
 
@@ -151,7 +152,10 @@ def _train(args):
     from importlib import import_module
 
     module, _, name = _TRAINERS[args.estimator].partition(':')
-    train = getattr(import_module(module), name)
+    name, _, key = name.partition(':')
+    recipe = getattr(import_module(module), name)
+    if key:
+        recipe = recipe[key]
     kwargs = {'seed': args.seed, 'output': args.output,
               'cache_dir': args.cache_dir, 'overwrite': args.overwrite}
     if args.n_train is not None:
@@ -160,7 +164,7 @@ def _train(args):
         kwargs['epochs'] = args.epochs
     if args.refine_epochs is not None:
         kwargs['refine_epochs'] = args.refine_epochs
-    estimator = train(**kwargs)
+    estimator = recipe.run(**kwargs)
     print(f'Saved to {args.output}.')
     metrics = estimator.card_['metrics']
     if 'snr_gt_50' in metrics:

@@ -195,9 +195,6 @@ def _write_regions(table, path, overwrite):
 
 
 def _plot(ccd, table, samples, matched, path):
-    import matplotlib
-
-    matplotlib.use('Agg', force=False)
     from astropy.visualization import simple_norm
     from matplotlib.figure import Figure
 

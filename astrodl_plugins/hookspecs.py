@@ -29,7 +29,10 @@ def astrodl_register_estimators():
     Returns
     -------
     estimators : list of type
-        Subclasses of `astrodl_plugins.core.Estimator`. Each class must set
+        Subclasses of one of the input families of `astrodl_plugins.core`
+        (`~astrodl_plugins.core.SourceStampEstimator`,
+        `~astrodl_plugins.core.ImageToImageEstimator`,
+        `~astrodl_plugins.core.SeriesEstimator`). Each class must set
         the class attribute ``name`` to a non-empty `str`, the name under
         which `~astrodl_plugins.get_estimator` finds it; it should also set
         ``task``, ``version`` and ``description``, which are shown by
@@ -37,7 +40,7 @@ def astrodl_register_estimators():
 
     Notes
     -----
-    A class that is not an ``Estimator`` subclass or has no name, a name
+    A class that is not a ``BaseEstimator`` subclass or has no name, a name
     that is already taken, or an exception raised by this hook is reported
     with a `~astrodl_plugins.exceptions.PluginWarning` and skipped; the
     estimators of the other plugins stay available. Built-in estimators are

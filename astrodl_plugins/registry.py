@@ -28,6 +28,7 @@ import pluggy
 from astropy.table import Table
 
 from . import hookspecs
+from .core import store
 from .exceptions import PluginWarning
 
 __all__ = ['hookimpl', 'BUILTIN_PLUGINS', 'ENTRY_POINT_GROUP',
@@ -250,7 +251,7 @@ def _cached(state, hook_name, collect):
 
 
 def _collect_estimators(state):
-    from .core import Estimator
+    from .core.base import BaseEstimator
 
     records = {}
     for plugin_name, result in _call_each(state, 'astrodl_register_estimators'):
@@ -259,15 +260,15 @@ def _collect_estimators(state):
                 or not isinstance(result, Iterable)):
             msg = (f'{description} returned {result!r} from '
                    f'astrodl_register_estimators instead of a list of '
-                   f'Estimator subclasses; it is ignored.')
+                   f'estimator classes; it is ignored.')
             warnings.warn(msg, PluginWarning)
             continue
         info = state.plugin_info.get(plugin_name)
         dist_version = None if info is None else info.version
         for cls in result:
-            if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+            if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
                 msg = (f'{description} registered {cls!r}, which is not a '
-                       f'subclass of astrodl_plugins.core.Estimator; it is '
+                       f'subclass of astrodl_plugins.core.BaseEstimator; it is '
                        f'ignored.')
                 warnings.warn(msg, PluginWarning)
                 continue
@@ -382,7 +383,7 @@ def get_estimator(name, **kwargs):
 
     Returns
     -------
-    estimator : `~astrodl_plugins.core.Estimator`
+    estimator : `~astrodl_plugins.core.BaseEstimator`
 
     Raises
     ------
@@ -446,3 +447,8 @@ def get_preset_directory(name):
         records = _cached(state, 'astrodl_register_presets', _collect_presets)
     record = records.get(name)
     return None if record is None else record.path
+
+
+# The model store finds plugin presets through the registry, without
+# importing it (the core does not depend on the registry).
+store.register_preset_finder(get_preset_directory)

@@ -41,7 +41,7 @@ import numpy as np
 
 
 def _auc_table(est, images, truth, n_samples, seed):
-    from astrodl_plugins.classification.train import (
+    from astrodl_plugins.classification.evaluate import (
         baseline_star_galaxy,
         evaluate_classifier,
     )
@@ -77,7 +77,7 @@ def _auc_table(est, images, truth, n_samples, seed):
 
 
 def _morphology_table(est, images, truth, n_samples, seed):
-    from astrodl_plugins.classification.train import evaluate_classifier
+    from astrodl_plugins.classification.evaluate import evaluate_classifier
 
     metrics = evaluate_classifier(est, images, truth,
                                   band_sets=(('g', 'r', 'i'), ('r',)),

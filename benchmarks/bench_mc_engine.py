@@ -82,8 +82,8 @@ def parse_args(argv=None):
 
 def load_inputs(n_stamps, seed):
     """Simulated stamps -> the network's two inputs."""
-    from astrodl_plugins.simulate.stamps import simulate_galaxy_stamps
-    from astrodl_plugins.structure._network import psf_feature, stamp_features
+    from astrodl_plugins.simulate.structure import simulate_galaxy_stamps
+    from astrodl_plugins.structure.network import psf_feature, stamp_features
 
     images, truth = simulate_galaxy_stamps(n_stamps, seed=seed)
     features, _, _ = stamp_features(images)

@@ -672,8 +672,8 @@ def self_check(args):
 
 
 def held_out_galaxies(args):
-    from astrodl_plugins.simulate.stamps import simulate_galaxy_stamps
-    from astrodl_plugins.training.datasets import cached_simulation
+    from astrodl_plugins.simulate.structure import simulate_galaxy_stamps
+    from astrodl_plugins.training.cache import cached_simulation
 
     images, truth = cached_simulation(simulate_galaxy_stamps, args.n_pool,
                                       args.seed, cache_dir=args.cache_dir)

@@ -7,7 +7,6 @@ from ..registry import hookimpl
 @hookimpl
 def astrodl_register_estimators():
     """The star-galaxy and galaxy-morphology estimators."""
-    from .morphology import GalaxyMorphology
-    from .star_galaxy import StarGalaxyClassifier
+    from .estimator import GalaxyMorphology, StarGalaxyClassifier
 
     return [StarGalaxyClassifier, GalaxyMorphology]

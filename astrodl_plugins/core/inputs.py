@@ -1,34 +1,20 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Astropy-native inputs: images, where to measure, and the stamps.
+Astropy-native image inputs: one image, or one image per band.
 
-Every estimator reads its data through `read_image` and `locate_sources`,
+Every estimator reads its images through `read_image` (or `read_bands`),
 so unit, mask, uncertainty and WCS are honoured the same way everywhere.
 The caller's objects are never modified: arrays are copied on the way in.
 """
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from astropy import units as u
 from astropy.nddata import NDData, StdDevUncertainty
-from astropy.nddata.utils import extract_array, overlap_slices
-from astropy.table import Table
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-__all__ = ['FLAGS', 'ImageData', 'read_image', 'read_bands',
-           'locate_sources', 'cut_stamps', 'resolve_psf_fwhm',
-           'estimate_psf_fwhm']
-
-#: Bit flags of the ``flag`` column.
-FLAGS = {
-    1: 'stamp touches masked or non-finite pixels',
-    2: 'stamp cut by the image edge',
-    4: 'source outside the range the model was trained on',
-    8: 'no usable pixels near the source: outputs are NaN',
-}
-
+__all__ = ['ImageData', 'read_image', 'read_bands']
 
 @dataclass
 class ImageData:
@@ -295,102 +281,6 @@ def _check_same_grid(first, image, where, first_band):
         raise ValueError(msg)
 
 
-def resolve_psf_fwhm(psf_fwhm, image, n):
-    """
-    PSF FWHM in pixels, one value per source.
-
-    Parameters
-    ----------
-    psf_fwhm : float, Quantity, array or None
-        Pixels (a number or ``u.pix``) or an angle (needs the pixel scale).
-        `None`: ``image.meta['PSF_FWHM']`` (or ``'psf_fwhm'``, ``'FWHM'``).
-    image : `ImageData`
-        The image read by `read_image`.
-    n : int
-        Number of sources.
-
-    Returns
-    -------
-    fwhm : `~numpy.ndarray`
-        ``(n,)`` pixels.
-    """
-    source = 'psf_fwhm'
-    if psf_fwhm is None:
-        for key in ('PSF_FWHM', 'psf_fwhm', 'FWHM'):
-            if key in image.meta:
-                psf_fwhm, source = image.meta[key], f'data.meta[{key!r}]'
-                break
-    if psf_fwhm is None:
-        msg = ('psf_fwhm is required: the FWHM of the PSF, in pixels or '
-               "as an angle (or set data.meta['PSF_FWHM'] in pixels)")
-        raise ValueError(msg)
-    value = u.Quantity(psf_fwhm)
-    if value.unit.physical_type == 'angle':
-        if image.pixel_scale is None:
-            msg = (f'{source} is an angle ({psf_fwhm}) but the pixel '
-                   'scale is unknown: give it in pixels or pass '
-                   'pixel_scale')
-            raise ValueError(msg)
-        value = (value / image.pixel_scale).to(u.pix)
-    elif value.unit not in (u.pix, u.dimensionless_unscaled):
-        msg = f'{source} must be in pixels or an angle, got {psf_fwhm!r}'
-        raise ValueError(msg)
-    pixels = np.broadcast_to(np.asarray(value.value, np.float64), (n,))
-    if not np.all(np.isfinite(pixels) & (pixels > 0)):
-        msg = f'{source} must be positive and finite, got {psf_fwhm!r}'
-        raise ValueError(msg)
-    return pixels.copy()
-
-
-def estimate_psf_fwhm(image, sources, *, max_sources=200):
-    """
-    Estimate the PSF FWHM (pixels) from the most compact bright sources.
-
-    Fits a circular Gaussian (`photutils.psf.fit_fwhm`) at the positions of
-    the brightest sources and returns the 20th percentile of the fitted
-    FWHMs, which is set by the stars (the most compact sources) when the
-    field has some, as SExtractor's ``SEEING_FWHM`` would be.
-
-    Parameters
-    ----------
-    image : `ImageData`
-        The image.
-    sources : `Sources`
-        Where the sources are.
-    max_sources : int, optional
-        At most this many of the brightest sources are fitted.
-
-    Returns
-    -------
-    fwhm : float
-        Pixels.
-    """
-    from photutils.psf import fit_fwhm
-
-    data = np.where(image.mask, 0.0, image.data)
-    ny, nx = data.shape
-    x = np.clip(np.round(sources.x).astype(int), 0, nx - 1)
-    y = np.clip(np.round(sources.y).astype(int), 0, ny - 1)
-    inside = (x > 6) & (x < nx - 7) & (y > 6) & (y < ny - 7)
-    order = np.argsort(-data[y, x] * inside)[:max_sources]
-    order = order[inside[order]]
-    if order.size == 0:
-        msg = ('cannot estimate the PSF FWHM: no source away from the image '
-               'edges; give psf_fwhm')
-        raise ValueError(msg)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        fwhm = fit_fwhm(data, xypos=np.column_stack([sources.x[order],
-                                                     sources.y[order]]),
-                        fit_shape=11, mask=image.mask)
-    fwhm = np.asarray(fwhm, np.float64)
-    fwhm = fwhm[np.isfinite(fwhm) & (fwhm > 0.5) & (fwhm < 30)]
-    if fwhm.size == 0:
-        msg = 'cannot estimate the PSF FWHM from the sources; give psf_fwhm'
-        raise ValueError(msg)
-    return float(np.percentile(fwhm, 20))
-
-
 def _pixel_scale(wcs, pixel_scale):
     if pixel_scale is not None:
         pixel_scale = u.Quantity(pixel_scale)
@@ -409,140 +299,3 @@ def _pixel_scale(wcs, pixel_scale):
         scales = proj_plane_pixel_scales(wcs.celestial)
         return (np.sqrt(scales[0] * scales[1]) * u.deg).to(u.arcsec) / u.pix
     return pixel_scale
-
-
-@dataclass
-class Sources:
-    """Where to measure: labels and pixel centroids."""
-
-    label: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-
-
-def locate_sources(image, *, segmentation_image=None, positions=None):
-    """
-    Labels and centroids from a segmentation image or from positions.
-
-    Parameters
-    ----------
-    image : `ImageData`
-        From `read_image`.
-    segmentation_image : `~photutils.segmentation.SegmentationImage`
-        One source per label; centroids from
-        `~photutils.segmentation.SourceCatalog`.
-    positions : array, `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
-        ``(N, 2)`` pixel x, y; a table with ``x_centroid``/``y_centroid``;
-        or sky positions (needs a WCS). Labels are 1..N.
-
-    Returns
-    -------
-    sources : `Sources`
-    """
-    if (segmentation_image is None) == (positions is None):
-        msg = 'give exactly one of segmentation_image and positions'
-        raise ValueError(msg)
-    if segmentation_image is not None:
-        return _from_segmentation(image, segmentation_image)
-    xy = _positions_xy(image, positions)
-    ny, nx = image.shape
-    off = ((xy[:, 0] < -0.5) | (xy[:, 0] > nx - 0.5)
-           | (xy[:, 1] < -0.5) | (xy[:, 1] > ny - 0.5) | ~np.isfinite(xy).all(1))
-    if off.any():
-        index = np.flatnonzero(off)
-        msg = (f'positions {index[:10].tolist()} (0-based) lie outside the '
-               f'{nx}x{ny} image')
-        raise ValueError(msg)
-    return Sources(np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1])
-
-
-def _positions_xy(image, positions):
-    from astropy.coordinates import SkyCoord
-
-    if isinstance(positions, SkyCoord):
-        if image.wcs is None:
-            msg = 'positions is a SkyCoord but the data have no WCS'
-            raise ValueError(msg)
-        x, y = image.wcs.world_to_pixel(positions)
-        xy = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
-    elif isinstance(positions, Table):
-        missing = {'x_centroid', 'y_centroid'} - set(positions.colnames)
-        if missing:
-            msg = (f'positions table lacks column(s) {sorted(missing)}; '
-                   f'it has {positions.colnames}')
-            raise ValueError(msg)
-        xy = np.column_stack([u.Quantity(positions['x_centroid']).value,
-                              u.Quantity(positions['y_centroid']).value])
-    else:
-        xy = np.array(positions, dtype=np.float64, ndmin=2)
-        if xy.ndim != 2 or xy.shape[1] != 2:
-            msg = f'positions must have shape (N, 2), got {xy.shape}'
-            raise ValueError(msg)
-    if len(xy) == 0:
-        msg = 'positions is empty'
-        raise ValueError(msg)
-    return xy
-
-
-def _from_segmentation(image, segm):
-    from photutils.segmentation import SegmentationImage, SourceCatalog
-
-    if not isinstance(segm, SegmentationImage):
-        msg = (f'segmentation_image must be a photutils SegmentationImage, '
-               f'got {type(segm).__name__}')
-        raise TypeError(msg)
-    if segm.shape != image.shape:
-        msg = (f'segmentation_image has shape {segm.shape}, the data '
-               f'{image.shape}')
-        raise ValueError(msg)
-    data = np.where(image.mask, 0.0, image.data)
-    catalog = SourceCatalog(data, segm, mask=image.mask)
-    x = np.asarray(catalog.x_centroid, dtype=np.float64)
-    y = np.asarray(catalog.y_centroid, dtype=np.float64)
-    # A segment whose pixels are all masked has no centroid: use its bbox.
-    bad = ~(np.isfinite(x) & np.isfinite(y))
-    if bad.any():
-        bbox_x = np.array([(b.ixmin + b.ixmax - 1) / 2 for b in segm.bbox])
-        bbox_y = np.array([(b.iymin + b.iymax - 1) / 2 for b in segm.bbox])
-        x[bad], y[bad] = bbox_x[bad], bbox_y[bad]
-    return Sources(np.asarray(segm.labels), x, y)
-
-
-def cut_stamps(image, sources, stamp_size):
-    """
-    Square stamps centred on the nearest pixel to each source.
-
-    Masked and non-finite pixels, and pixels beyond the image edge, are
-    NaN in the stamps.
-
-    Returns
-    -------
-    stamps : `~numpy.ndarray`
-        ``(N, stamp_size, stamp_size)`` float32.
-    errors : `~numpy.ndarray` or None
-        The matching uncertainty (standard deviation) stamps.
-    flags : `~numpy.ndarray`
-        Bits 1 (masked pixels) and 2 (edge) of `FLAGS`.
-    """
-    data = np.where(image.mask, np.nan, image.data)
-    shape = (stamp_size, stamp_size)
-    n = len(sources.x)
-    stamps = np.empty((n, stamp_size, stamp_size), np.float32)
-    errors = None if image.error is None else np.empty_like(stamps)
-    flags = np.zeros(n, np.int32)
-    for i, (x, y) in enumerate(zip(sources.x, sources.y)):
-        center = (int(np.floor(y + 0.5)), int(np.floor(x + 0.5)))
-        stamps[i] = extract_array(data, shape, center, mode='partial',
-                                  fill_value=np.nan)
-        if errors is not None:
-            errors[i] = extract_array(image.error, shape, center,
-                                      mode='partial', fill_value=np.nan)
-        large, _ = overlap_slices(data.shape, shape, center, mode='partial')
-        inside = (large[0].stop - large[0].start) * (large[1].stop
-                                                      - large[1].start)
-        if inside < stamp_size * stamp_size:
-            flags[i] |= 2
-        large_mask = image.mask[large]
-        if large_mask.any():
-            flags[i] |= 1
-    return stamps, errors, flags

@@ -16,12 +16,31 @@ from pathlib import Path
 
 from ..exceptions import ModelIntegrityError
 
-__all__ = ['MODELS_DIR', 'sha256', 'find_preset', 'load_keras_model',
-           'write_saved', 'read_saved', 'read_extra_model',
+__all__ = ['MODELS_DIR', 'sha256', 'find_preset', 'register_preset_finder',
+           'load_keras_model', 'write_saved', 'read_saved', 'read_extra_model',
            'check_output_directory']
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / 'models'
 _FILES = ('model.keras', 'config.json')
+_PRESET_FINDERS = []
+
+
+def register_preset_finder(finder):
+    """
+    Add a lookup of preset names that are not shipped presets.
+
+    The registry registers one that asks the plugins' presets
+    (``astrodl_register_presets``), so that the store does not import the
+    registry.
+
+    Parameters
+    ----------
+    finder : callable
+        ``finder(name)`` returns a directory, or `None` if it does not know
+        ``name``.
+    """
+    if finder not in _PRESET_FINDERS:
+        _PRESET_FINDERS.append(finder)
 
 
 def sha256(path):
@@ -49,7 +68,7 @@ def find_preset(preset):
     ----------
     preset : str or path-like
         A shipped or plugin preset name, or a directory written by
-        ``Estimator.save``.
+        ``BaseEstimator.save``.
     """
     _refuse_hdf5(preset)
     path = Path(preset)
@@ -58,11 +77,10 @@ def find_preset(preset):
     shipped = MODELS_DIR / str(preset)
     if (shipped / 'manifest.json').exists():
         return shipped
-    from ..registry import get_preset_directory
-
-    plugin_dir = get_preset_directory(str(preset))
-    if plugin_dir is not None:
-        return Path(plugin_dir)
+    for finder in _PRESET_FINDERS:
+        plugin_dir = finder(str(preset))
+        if plugin_dir is not None:
+            return Path(plugin_dir)
     names = sorted(p.parent.name for p in MODELS_DIR.glob('*/manifest.json'))
     msg = (f'preset {str(preset)!r} is neither a directory nor a known '
            f'preset; shipped presets: {names}')
@@ -98,7 +116,6 @@ def load_keras_model(path):
         raise ValueError(msg)
     import keras
 
-    from ..training import losses  # noqa: F401
     from . import mc  # noqa: F401 - registers MCDropout for deserialization
 
     return keras.saving.load_model(path, safe_mode=True, compile=False)

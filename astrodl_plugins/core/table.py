@@ -5,7 +5,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
-__all__ = ['summarize_draws', 'quantile_name']
+__all__ = ['summarize_draws', 'quantile_name', 'source_columns']
 
 
 def quantile_name(name, quantile):
@@ -102,3 +102,16 @@ def build_table(leading, columns, flag, meta):
         table[name] = value
     table['flag'] = np.asarray(flag, np.int32)
     return table
+
+
+def source_columns(sources, wcs=None):
+    """
+    The leading columns of a table: ``label``, ``x_centroid``,
+    ``y_centroid`` (pixels) and, with a celestial WCS, ``sky_centroid``.
+    """
+    columns = {'label': sources.label,
+               'x_centroid': sources.x * u.pix,
+               'y_centroid': sources.y * u.pix}
+    if wcs is not None and getattr(wcs, 'has_celestial', False):
+        columns['sky_centroid'] = wcs.pixel_to_world(sources.x, sources.y)
+    return columns

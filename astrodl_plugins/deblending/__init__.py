@@ -9,8 +9,7 @@ Deep-learning deblending that plugs into photutils segmentation.
 uncertainties.
 """
 
-from .core import DeblendResult
-from .deblender import Deblender
+from .estimator import Deblender, DeblendResult
 from .finder import SourceFinderDL, deblend_sources_dl
 
 __all__ = ['Deblender', 'DeblendResult', 'SourceFinderDL',

@@ -7,6 +7,6 @@ from ..registry import hookimpl
 @hookimpl
 def astrodl_register_estimators():
     """The deblender estimator."""
-    from .deblender import Deblender
+    from .estimator import Deblender
 
     return [Deblender]

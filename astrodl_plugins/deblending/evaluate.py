@@ -2,9 +2,9 @@
 """
 Scoring deblenders against the truth of simulated blend fields.
 
-Used by the training recipe (model card), the calibration of ``flux_err``
-and ``benchmarks/bench_deblender.py``, so that all three measure the same
-thing:
+Used by the training recipe (threshold, calibration of ``flux_err``,
+model card and its figure) and ``benchmarks/bench_deblender.py``, so that
+all measure the same thing:
 
 * both deblenders start from the same detection (`detect`: photutils'
   `~photutils.segmentation.detect_sources` on the image smoothed by a
@@ -27,11 +27,15 @@ import time
 import numpy as np
 from astropy.table import QTable
 
-__all__ = ['SEPARATION_BINS', 'detect', 'photutils_deblend', 'match',
-           'score', 'evaluate_fields']
+__all__ = ['SEPARATION_BINS', 'THRESHOLDS', 'detect', 'photutils_deblend',
+           'match', 'score', 'flux_z', 'evaluate_fields', 'field_seeds',
+           'tune_threshold', 'calibrate_flux_error', 'evaluate_deblender',
+           'plot_example']
 
 #: Bins of the nearest-member separation (in r_eff) of the reports.
 SEPARATION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, np.inf))
+#: Detector thresholds `tune_threshold` chooses from.
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def detect(image, noise_sigma, *, kernel_fwhm=3.0, n_sigma=1.5,
@@ -256,3 +260,164 @@ def evaluate_fields(estimator, seeds, *, shape=(1024, 1024), n_samples=20,
                                theirs['flux']),
             'z': np.concatenate(zs), 'seconds': seconds,
             'n_fields': len(seeds), 'n_sources': len(truth)}
+
+
+# -- the recipe's threshold, calibration, model card and figure ---------------
+
+def field_seeds(seed, n_fields):
+    """
+    Seeds of the validation and the held-out test blend fields of a
+    training ``seed``: ``1000 * (seed + 1) + k`` and ``1000 * (seed + 2) + k``.
+    """
+    return ([1000 * (seed + 1) + k for k in range(n_fields)],
+            [1000 * (seed + 2) + k for k in range(n_fields)])
+
+
+def tune_threshold(estimator, seeds, thresholds=THRESHOLDS):
+    """
+    Set the detector threshold, chosen on validation blend fields: the
+    lowest (most complete) one whose over-splitting is no worse than
+    photutils' on the same fields; if none is, the one that over-splits
+    least.
+
+    Returns
+    -------
+    threshold : float
+        Also set as ``estimator.threshold_``.
+    sweep : list of dict
+        ``threshold``, ``recall``, ``over_splitting`` and photutils'.
+    """
+    sweep = []
+    for threshold in thresholds:
+        estimator.threshold_ = threshold
+        result = evaluate_fields(estimator, seeds, n_samples=0)
+        ours, theirs = result['ours'][-1], result['photutils'][-1]
+        sweep.append({'threshold': threshold,
+                      'recall': float(ours['recall']),
+                      'over_splitting': float(ours['over_splitting']),
+                      'recall_photutils': float(theirs['recall']),
+                      'over_splitting_photutils': float(
+                          theirs['over_splitting'])})
+    good = [row for row in sweep
+            if row['over_splitting'] <= row['over_splitting_photutils']]
+    best = (min(good, key=lambda row: row['threshold']) if good
+            else min(sweep, key=lambda row: row['over_splitting']))
+    estimator.threshold_ = best['threshold']
+    return best['threshold'], sweep
+
+
+def calibrate_flux_error(estimator, seeds, *, n_samples=20):
+    """
+    Set the scale of ``flux_err``: the 68.3 % quantile of ``|flux - true|
+    / flux_err`` (uncalibrated) of the sources recovered on the fields.
+
+    Returns
+    -------
+    scale : float
+        Also set as ``estimator.flux_error_scale_``.
+    """
+    estimator.flux_error_scale_ = 1.0
+    z = evaluate_fields(estimator, seeds, n_samples=n_samples)['z']
+    z = z[np.isfinite(z)]
+    scale = float(np.quantile(np.abs(z), 0.683)) if z.size else 1.0
+    estimator.flux_error_scale_ = scale
+    return scale
+
+
+def _bin_name(row):
+    lo, hi = row['separation_min'], row['separation_max']
+    if np.isfinite(hi):
+        return f'{lo:g}-{hi:g}'
+    return 'all' if lo == 0 else f'>= {lo:g}'
+
+
+def evaluate_deblender(estimator, *, seed, n_fields=4, n_samples=20):
+    """
+    Tune the threshold and calibrate ``flux_err`` on the validation fields
+    of ``seed``, then score the held-out test fields against photutils.
+
+    Returns
+    -------
+    card : dict
+        The model card's ``error_scale``, ``metrics`` (``all``) and
+        ``tables`` (per separation bin; the threshold sweep).
+    """
+    validation_seeds, test_seeds = field_seeds(seed, n_fields)
+    threshold, sweep = tune_threshold(estimator, validation_seeds)
+    scale = calibrate_flux_error(estimator, validation_seeds,
+                                 n_samples=n_samples)
+    test = evaluate_fields(estimator, test_seeds, n_samples=n_samples)
+    ours, theirs = test['ours'], test['photutils']
+    rows = [[_bin_name(a), int(a['n_true']), float(a['recall']),
+             float(b['recall']), float(a['over_splitting']),
+             float(b['over_splitting']), float(a['flux_error_median']),
+             float(b['flux_error_median']), float(a['coverage_68'])]
+            for a, b in zip(ours, theirs)]
+    total_a, total_b = ours[-1], theirs[-1]
+    metrics = {}
+    for key in ('recall', 'over_splitting', 'flux_error_median'):
+        metrics[key] = float(total_a[key])
+        metrics[f'{key}_photutils'] = float(total_b[key])
+    metrics.update(flux_coverage_68=float(total_a['coverage_68']),
+                   threshold=float(threshold),
+                   seconds=test['seconds']['ours'],
+                   seconds_photutils=test['seconds']['photutils'],
+                   n_fields=test['n_fields'], n_sources=test['n_sources'],
+                   n_samples=n_samples)
+    header = ['separation (r_eff)', 'true sources', 'recall',
+              'recall (photutils)', 'over-splitting',
+              'over-splitting (photutils)', 'median |dF|/F',
+              'median |dF|/F (photutils)', 'flux coverage 68 %']
+    sweep_table = {
+        'title': 'Detector threshold, chosen on validation fields (the '
+                 "lowest whose over-splitting is no worse than photutils')",
+        'header': ['threshold', 'recall', 'over-splitting',
+                   'recall (photutils)', 'over-splitting (photutils)'],
+        'rows': [[row['threshold'], row['recall'], row['over_splitting'],
+                  row['recall_photutils'], row['over_splitting_photutils']]
+                 for row in sweep]}
+    return {
+        'error_scale': {'flux': scale},
+        'metrics': {'all': metrics},
+        'tables': [{'title': f"Held-out blend fields ({test['n_fields']} "
+                             f"of 1024 x 1024 pixels, {test['n_sources']} "
+                             'sources), against photutils deblend_sources '
+                             'on the same detection',
+                    'header': header, 'rows': rows}, sweep_table],
+    }
+
+
+def plot_example(estimator, path, *, seed):
+    """
+    Four panels of a 224-pixel blend field (four blends): the data,
+    photutils' children, the deblender's, and the data minus its models.
+    """
+    from astropy.visualization import simple_norm
+    from matplotlib.figure import Figure
+
+    from ..simulate import simulate_blend_field
+
+    image, truth, sigma = simulate_blend_field(seed=seed, shape=(224, 224))
+    segm, convolved = detect(image, sigma)
+    theirs = photutils_deblend(image, convolved, segm)[-1]
+    result = estimator.deblend(image, segm, 5, n_samples=0, seed=0)
+    residual = image - result.model_image(image.shape)
+    norm = simple_norm(image, 'asinh', percent=99.5)
+    figure = Figure(figsize=(16, 4.4))
+    panels = [(image, 'data', norm),
+              (theirs, 'photutils deblend_sources', None),
+              (result.segmentation_image, 'deblender', None),
+              (residual, 'data - models', norm)]
+    for axes, (panel, title, panel_norm) in zip(figure.subplots(1, 4),
+                                                panels):
+        if hasattr(panel, 'make_cmap'):
+            axes.imshow(panel.data, origin='lower', interpolation='nearest',
+                        cmap=panel.make_cmap(seed=1))
+        else:
+            axes.imshow(panel, origin='lower', cmap='gray', norm=panel_norm)
+        axes.plot(truth['x'], truth['y'], 'r+', ms=6)
+        axes.set_title(title)
+        axes.set_xticks([])
+        axes.set_yticks([])
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)

@@ -9,7 +9,7 @@ _CACHE = {}
 
 
 def _deblender(preset):
-    from .deblender import Deblender
+    from .estimator import Deblender
 
     if not isinstance(preset, str):
         return preset

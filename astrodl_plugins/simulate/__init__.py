@@ -2,5 +2,5 @@
 """GalSim simulators that make the training sets and sample data."""
 
 from .blends import *  # noqa: F401, F403
-from .sources import *  # noqa: F401, F403
-from .stamps import *  # noqa: F401, F403
+from .classes import *  # noqa: F401, F403
+from .structure import *  # noqa: F401, F403

@@ -22,7 +22,8 @@ first pixel, as in photutils; images are sky subtracted, in electrons
 import numpy as np
 from astropy.table import QTable
 
-from .stamps import _loguniform, run_jobs, sersic_index_grid
+from .common import loguniform, run_jobs
+from .structure import sersic_index_grid
 
 __all__ = ['BLEND_RANGES', 'simulate_blend_stamps', 'simulate_blend_field']
 
@@ -60,11 +61,11 @@ def _draw_blend(rng, ranges, n_members):
         members.append({
             'kind': 'star' if star else 'galaxy',
             'sersic_n': np.nan if star else grid[rng.integers(grid.size)],
-            'r_eff': fwhm / 2 if star else _loguniform(rng, *ranges['r_eff']),
+            'r_eff': fwhm / 2 if star else loguniform(rng, *ranges['r_eff']),
             'axis_ratio': 1.0 if star else rng.uniform(*ranges['axis_ratio']),
             'position_angle': 0.0 if star else rng.uniform(0.0, 180.0),
         })
-    snr = _loguniform(rng, *ranges['snr'])
+    snr = loguniform(rng, *ranges['snr'])
     max_ratio = min(ranges['flux_ratio'][1], snr / ranges['snr'][0])
     r_ref = members[0]['r_eff']
     center = (_CANVAS - 1) / 2
@@ -83,7 +84,7 @@ def _draw_blend(rng, ranges, n_members):
                 break
         x.append(cx)
         y.append(cy)
-        member.update(flux_ratio=_loguniform(rng, ranges['flux_ratio'][0],
+        member.update(flux_ratio=loguniform(rng, ranges['flux_ratio'][0],
                                              max(max_ratio, 1.0)),
                       separation_primary=distance / r_ref)
     return {'psf_fwhm': fwhm, 'psf_beta': beta, 'snr': snr,
@@ -238,7 +239,7 @@ def simulate_blend_stamps(n_blends, *, seed, stamp_size=48, ranges=None,
     ranges = _ranges(ranges)
     rng = np.random.default_rng(seed)
     blends = _blends(rng, n_blends, ranges, single_fraction)
-    sky = _loguniform(rng, 20.0, 2000.0, n_blends)
+    sky = loguniform(rng, 20.0, 2000.0, n_blends)
     read_noise = rng.uniform(2.0, 10.0, n_blends)
     variance = sky + read_noise ** 2
     rendered = _render(blends, variance, seed, n_processes)

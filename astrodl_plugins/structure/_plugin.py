@@ -7,6 +7,6 @@ from ..registry import hookimpl
 @hookimpl
 def astrodl_register_estimators():
     """The galaxy-structure estimator."""
-    from .galaxy_structure import GalaxyStructure
+    from .estimator import GalaxyStructure
 
     return [GalaxyStructure]

@@ -1,7 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """A stand-in built-in plugin used by the registry tests."""
 
-from astrodl_plugins.core import Estimator
+from astrodl_plugins.core import SourceStampEstimator
 from astrodl_plugins.registry import hookimpl
 
 __all__ = ['DummyConstant', 'DummyPreset', 'PRESET_DIRECTORY']
@@ -9,7 +9,7 @@ __all__ = ['DummyConstant', 'DummyPreset', 'PRESET_DIRECTORY']
 PRESET_DIRECTORY = 'dummy-preset-directory'
 
 
-class DummyConstant(Estimator):
+class DummyConstant(SourceStampEstimator):
     """Predicts a constant; built with its default parameters."""
 
     name = 'dummy-constant'
@@ -25,7 +25,7 @@ class DummyConstant(Estimator):
         return cls()
 
 
-class DummyPreset(Estimator):
+class DummyPreset(SourceStampEstimator):
     """An estimator that is loaded from its default preset."""
 
     name = 'dummy-preset'

@@ -119,12 +119,42 @@ class TestPluginExample:
 
     def test_example_is_registered(self, with_example):
         table = list_estimators()
-        assert 'hello-peak' in table['name']
-        row = table[list(table['name']).index('hello-peak')]
+        assert 'hello-flux' in table['name']
+        row = table[list(table['name']).index('hello-flux')]
         assert row['plugin'] == 'hello'
-        assert row['task'] == 'measurement'
+        assert row['task'] == 'regression'
 
-    def test_example_predicts_peak(self, with_example):
-        result = get_estimator('hello-peak').predict(
-            np.arange(9.).reshape(3, 3))
-        assert result['peak'][0] == 8
+    def test_example_is_about_40_lines(self, example_files):
+        code = [line for line in
+                example_files['astrodl_hello/__init__.py'].splitlines()
+                if line.strip()]
+        assert len(code) <= 50
+        assert 'def predict' not in example_files['astrodl_hello/__init__.py']
+
+    def test_example_trains_and_measures(self, with_example):
+        from astropy import units as u
+        from astropy.nddata import NDData
+
+        rng = np.random.default_rng(0)
+        fluxes = rng.uniform(1.0, 10.0, 400)
+        stamps = np.stack([_blob(16, 7.5, 7.5, flux) for flux in fluxes])
+        stamps += rng.normal(0, 0.002, stamps.shape)
+        estimator = get_estimator('hello-flux').fit(stamps, fluxes, seed=0)
+        image = np.zeros((60, 90))
+        image += _blob((60, 90), 20, 30, 2.0) + _blob((60, 90), 70, 40, 8.0)
+        table = estimator.predict(NDData(image, unit=u.electron),
+                                  positions=[[20, 30], [70, 40]],
+                                  n_samples=10, seed=0)
+        assert table.colnames == ['label', 'x_centroid', 'y_centroid',
+                                  'flux', 'flux_err', 'flag']
+        assert table['flux'].unit == u.electron
+        assert np.all(table['flag'] == 0)
+        np.testing.assert_allclose(table['flux'].value, [2.0, 8.0],
+                                   rtol=0.25)
+
+
+def _blob(shape, x, y, flux, sigma=1.5):
+    shape = (shape, shape) if np.isscalar(shape) else shape
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    profile = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2))
+    return flux * profile / profile.sum()

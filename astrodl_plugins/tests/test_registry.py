@@ -23,9 +23,9 @@ DUMMY = 'astrodl_plugins.tests.dummy_plugin'
 DISTRIBUTIONS = {
     'astrodl-good': ('astrodl_good', 'good', '0.3.1', """
         from astrodl_plugins import hookimpl
-        from astrodl_plugins.core import Estimator
+        from astrodl_plugins.core import SourceStampEstimator
 
-        class GoodEstimator(Estimator):
+        class GoodEstimator(SourceStampEstimator):
             name = 'good-estimator'
             task = 'detection'
             description = 'Registered by an external plugin.'
@@ -50,9 +50,9 @@ DISTRIBUTIONS = {
         """),
     'astrodl-dupe': ('astrodl_dupe', 'dupe', '0.1', """
         from astrodl_plugins import hookimpl
-        from astrodl_plugins.core import Estimator
+        from astrodl_plugins.core import SourceStampEstimator
 
-        class Impostor(Estimator):
+        class Impostor(SourceStampEstimator):
             name = 'dummy-constant'
 
         @hookimpl
@@ -65,15 +65,15 @@ DISTRIBUTIONS = {
         """),
     'astrodl-invalid': ('astrodl_invalid', 'invalid', '0.1', """
         from astrodl_plugins import hookimpl
-        from astrodl_plugins.core import Estimator
+        from astrodl_plugins.core import SourceStampEstimator
 
         class NotAnEstimator:
             name = 'not-an-estimator'
 
-        class Nameless(Estimator):
+        class Nameless(SourceStampEstimator):
             pass
 
-        class Valid(Estimator):
+        class Valid(SourceStampEstimator):
             name = 'invalid-but-valid'
 
         @hookimpl
@@ -323,7 +323,7 @@ class TestExternalPlugins:
         assert "plugin 'invalid' from distribution 'astrodl-invalid'" in (
             messages[0])
         assert 'NotAnEstimator' in messages[0]
-        assert 'not a subclass of astrodl_plugins.core.Estimator' in (
+        assert 'not a subclass of astrodl_plugins.core.BaseEstimator' in (
             messages[0])
         assert "'Nameless' with name None" in messages[1]
         assert 'invalid-but-valid' in names

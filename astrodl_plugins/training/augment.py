@@ -3,32 +3,9 @@
 
 import numpy as np
 
-__all__ = ['random_dihedral', 'apply_dihedral']
+from ..core.dihedral import apply_dihedral
 
-
-def apply_dihedral(images, k, flip):
-    """
-    Rotate by ``k`` quarter turns, then mirror left-right if ``flip``.
-
-    Parameters
-    ----------
-    images : `~numpy.ndarray`
-        Shape ``(n, ny, nx, ...)``, square in (ny, nx).
-    k : int
-        Quarter turns (``numpy.rot90`` convention: in an array shown with
-        the origin at the lower left, a clockwise turn of 90 degrees each).
-    flip : bool
-        Mirror along x afterwards (x -> -x).
-
-    Returns
-    -------
-    out : `~numpy.ndarray`
-        A new array.
-    """
-    out = np.rot90(images, k=k, axes=(1, 2))
-    if flip:
-        out = out[:, :, ::-1]
-    return np.ascontiguousarray(out)
+__all__ = ['random_dihedral']
 
 
 def random_dihedral(images, rng):

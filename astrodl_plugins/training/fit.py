@@ -93,9 +93,6 @@ def fit_network(model, train, validation, *, loss, epochs=20, batch_size=256,
 
 def plot_history(history, path, title=''):
     """Save the training and validation loss curves as a PNG."""
-    import matplotlib
-
-    matplotlib.use('Agg', force=False)
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5, 3.5), layout='constrained')

@@ -9,38 +9,24 @@ from astropy import units as u
 from astropy.nddata import CCDData, NDData, StdDevUncertainty
 from astropy.wcs import WCS
 
-from astrodl_plugins.classification import (
-    GalaxyMorphology,
-    StarGalaxyClassifier,
-)
-from astrodl_plugins.classification import _network as net
-from astrodl_plugins.classification.metrics import (
+from astrodl_plugins.classification import GalaxyMorphology
+from astrodl_plugins.classification.evaluate import (
     confusion_matrix,
     expected_calibration_error,
     fit_temperature,
     roc_auc,
 )
+from astrodl_plugins.core.flags import SourceFlags
 from astrodl_plugins.core.inputs import read_bands
 from astrodl_plugins.exceptions import AstrodlUserWarning
-from astrodl_plugins.simulate.sources import (
+from astrodl_plugins.simulate.classes import (
     BANDS,
     MORPHOLOGY_CLASSES,
     simulate_morphology_stamps,
     simulate_star_galaxy_stamps,
 )
 
-STAMP = 24
-
-
-def tiny(cls=StarGalaxyClassifier, seed=0):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    estimator = cls(stamp_size=STAMP, widths=(4, 4), dense=8)
-    estimator.model_ = net.build_classifier(STAMP, len(cls.classes),
-                                            widths=(4, 4), dense=8)
-    estimator.temperature_ = 1.0
-    return estimator
+from .helpers import STAMP, tiny
 
 
 def _wcs(shift=0.0):
@@ -262,7 +248,7 @@ class TestPredict:
     def test_psf_out_of_range_flagged(self):
         table = tiny().predict(_bands(1)[0], positions=POSITIONS,
                                n_samples=2, psf_fwhm=12.0)
-        assert np.all(table['flag'] & 4)
+        assert np.all(table['flag'] & SourceFlags.OUT_OF_RANGE)
 
     def test_masked_source_gives_flagged_nan_row(self):
         images = _bands(2)
@@ -273,14 +259,15 @@ class TestPredict:
         table = est.predict(images, bands='gr', positions=POSITIONS,
                             n_samples=2, seed=0)
         # Masked in g only: classified from r alone, flagged.
-        assert table['flag'][0] & 1 and not table['flag'][0] & 8
+        assert table['flag'][0] & SourceFlags.MASKED
+        assert not table['flag'][0] & SourceFlags.UNUSABLE
         r_only = est.predict(images[1], bands='r', positions=POSITIONS,
                              n_samples=2, seed=0)
         assert np.allclose(table['p_star'][0], r_only['p_star'][0])
         images[1].mask = mask
         table = est.predict(images, bands='gr', positions=POSITIONS,
                             n_samples=2)
-        assert table['flag'][0] & 8
+        assert table['flag'][0] & SourceFlags.UNUSABLE
         assert np.isnan(table['p_star'][0])
         assert table['class'][0] == ''
         assert table['class'][1] in ('star', 'galaxy')
@@ -301,43 +288,6 @@ class TestPredict:
         with pytest.raises(ValueError, match='bands'):
             tiny().predict_stamps(np.zeros((2, STAMP, STAMP, 2)),
                                   bands=('g', 'z'), psf_fwhm=3.0)
-
-
-class TestFit:
-    def test_fit_finetune_save_load(self, tmp_path):
-        images, truth = simulate_star_galaxy_stamps(64, seed=4,
-                                                    stamp_size=STAMP,
-                                                    n_processes=1)
-        est = StarGalaxyClassifier(stamp_size=STAMP, widths=(4, 4), dense=8)
-        est.fit(images, truth['class'], psf_fwhm=truth['psf_fwhm'],
-                bands=BANDS, epochs=1, batch_size=32)
-        assert len(est.history_['loss']) == 1
-        weights = [w.copy() for w in est.model_.get_weights()]
-        est.fit(images[..., 1], truth['label'], psf_fwhm=truth['psf_fwhm'],
-                bands=('r',), epochs=1, batch_size=32, freeze='conv')
-        convs = [layer for layer in est.model_.layers
-                 if 'conv' in layer.name]
-        assert np.array_equal(convs[0].get_weights()[0], weights[0])
-        est.temperature_ = 1.7
-        est.save(tmp_path / 'sg')
-        again = StarGalaxyClassifier.from_preset(tmp_path / 'sg')
-        assert again.temperature_ == 1.7
-        a = est.predict_stamps(images[:4], bands=BANDS,
-                               psf_fwhm=truth['psf_fwhm'][:4], n_samples=3,
-                               seed=5)
-        b = again.predict_stamps(images[:4], bands=BANDS,
-                                 psf_fwhm=truth['psf_fwhm'][:4], n_samples=3,
-                                 seed=5)
-        assert np.allclose(a['p_star'], b['p_star'])
-
-    def test_bad_labels(self):
-        est = StarGalaxyClassifier(stamp_size=STAMP, widths=(4, 4), dense=8)
-        stamps = np.zeros((4, STAMP, STAMP, 3), np.float32)
-        with pytest.raises(ValueError, match='not classes'):
-            est.fit(stamps, ['star', 'quasar', 'star', 'star'], psf_fwhm=3.0)
-        with pytest.raises(ValueError, match='freeze'):
-            tiny().fit(stamps, [0, 1, 0, 1], psf_fwhm=3.0, freeze='all',
-                       epochs=1)
 
 
 class TestMetrics:

@@ -15,6 +15,7 @@ from astropy.nddata import CCDData
 
 import astrodl_plugins as adl
 from astrodl_plugins.core.detection import subtract_background_and_detect
+from astrodl_plugins.core.flags import SourceFlags
 from astrodl_plugins.tests.shared_data import read_shared
 
 
@@ -54,10 +55,10 @@ def test_spitzer_brightest_sources_are_mostly_stars():
 
 def test_m13_psf_outside_trained_range_is_flagged():
     # This frame's stars are ~11 pix FWHM blobs, beyond the 1.5-6 pix the
-    # classifier was trained on: every row must carry bit 4.
+    # classifier was trained on: every row must be flagged OUT_OF_RANGE.
     table, _ = _classify(read_shared('M13_blue_0001.fits', unit='adu'))
     assert len(table) > 0
-    assert np.all(table['flag'] & 4)
+    assert np.all(table['flag'] & SourceFlags.OUT_OF_RANGE)
 
 
 def test_hubble_deep_field_bright_sources_are_galaxies():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import astrodl_plugins as adl
-from astrodl_plugins.classification.metrics import (
+from astrodl_plugins.classification.evaluate import (
     expected_calibration_error,
     roc_auc,
 )

@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 
 from astrodl_plugins.core import store
+from astrodl_plugins.core.base import BaseEstimator
+from astrodl_plugins.core.stamps import SourceStampEstimator
 from astrodl_plugins.core.store import load_keras_model
-from astrodl_plugins.core.tests.helpers import STAMP, tiny_estimator
+from astrodl_plugins.core.tests.tiny import STAMP, TinyStamp, blob_stamps, tiny_stamp
 from astrodl_plugins.exceptions import ModelIntegrityError, NotFittedError
-from astrodl_plugins.structure import GalaxyStructure
 
 
 def stamps(n=3, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:STAMP, :STAMP] - (STAMP - 1) / 2
-    galaxy = 50.0 * np.exp(-(xx ** 2 + 0.5 * yy ** 2) / 10.0)
-    return (galaxy + rng.normal(0.0, 1.0, (n, STAMP, STAMP))).astype(
-        np.float32)
+    return blob_stamps(n, seed=seed)[0]
 
 
 def assert_tables_equal(first, second):
@@ -32,7 +29,9 @@ def assert_tables_equal(first, second):
 
 @pytest.fixture(scope='module')
 def estimator():
-    return tiny_estimator()
+    estimator = tiny_stamp(dense=8)
+    estimator.error_scale_ = {'flux': 1.25}
+    return estimator
 
 
 @pytest.fixture(scope='module')
@@ -58,12 +57,13 @@ class TestSave:
 
     def test_config(self, saved):
         config = json.loads((saved / 'config.json').read_text())
-        assert config['class'] == \
-            'astrodl_plugins.structure.galaxy_structure.GalaxyStructure'
-        assert config['name'] == 'galaxy-structure'
-        assert config['params'] == {'stamp_size': 32, 'widths': [4, 4, 4],
-                                    'dense': 8, 'dropout': 0.1}
-        assert config['state']['target_mean'] == [0.0] * 6
+        assert config['class'] == 'astrodl_plugins.core.tests.tiny.TinyStamp'
+        assert config['name'] == 'tiny-stamp'
+        assert config['version'] == '0.1'
+        assert config['params'] == {'stamp_size': STAMP, 'widths': [4, 8],
+                                    'dense': 8, 'dropout': 0.2}
+        assert config['state'] == {'error_scale': {'flux': 1.25}}
+        assert config['card']['valid_ranges']['psf_fwhm'] == [1.0, 6.0]
 
     def test_non_empty_directory(self, estimator, tmp_path):
         (tmp_path / 'other.txt').write_text('keep me')
@@ -75,8 +75,7 @@ class TestSave:
     def test_overwrite(self, estimator, tmp_path):
         estimator.save(tmp_path / 'a')
         estimator.save(tmp_path / 'a', overwrite=True)
-        assert isinstance(GalaxyStructure.from_preset(tmp_path / 'a'),
-                          GalaxyStructure)
+        assert isinstance(TinyStamp.from_preset(tmp_path / 'a'), TinyStamp)
 
     def test_empty_existing_directory(self, estimator, tmp_path):
         estimator.save(tmp_path)
@@ -84,7 +83,7 @@ class TestSave:
 
     def test_unfitted(self, tmp_path):
         with pytest.raises(NotFittedError, match='no trained model'):
-            GalaxyStructure().save(tmp_path / 'x')
+            TinyStamp().save(tmp_path / 'x')
 
     def test_h5_directory_refused(self, estimator, tmp_path):
         with pytest.raises(ValueError, match=r'HDF5.*\.keras'):
@@ -93,13 +92,12 @@ class TestSave:
 
 class TestFromPreset:
     def test_round_trip(self, estimator, saved):
-        loaded = GalaxyStructure.from_preset(saved)
-        assert type(loaded) is GalaxyStructure
+        loaded = TinyStamp.from_preset(saved)
+        assert type(loaded) is TinyStamp
         assert loaded.get_params() == estimator.get_params()
-        assert loaded.widths == (4, 4, 4)
-        assert loaded.target_mean_ == estimator.target_mean_
-        assert loaded.target_std_ == estimator.target_std_
-        assert loaded.error_scale_ == {}
+        assert loaded.widths == (4, 8)
+        assert loaded.error_scale_ == {'flux': 1.25}
+        assert loaded.card_ == estimator.card_
         assert loaded.model_sha256_ == store.sha256(saved / 'model.keras')
         kwargs = dict(n_samples=8, seed=7, psf_fwhm=3.0,
                       quantiles=(0.16, 0.84))
@@ -109,21 +107,18 @@ class TestFromPreset:
         assert_tables_equal(before, after)
 
     def test_round_trip_string_path(self, saved):
-        loaded = GalaxyStructure.from_preset(str(saved))
+        loaded = TinyStamp.from_preset(str(saved))
         assert loaded.stamp_size == STAMP
 
     def test_base_class_loads_subclass(self, saved):
-        from astrodl_plugins.core import Estimator
-
-        assert type(Estimator.from_preset(saved)) is GalaxyStructure
+        assert type(BaseEstimator.from_preset(saved)) is TinyStamp
+        assert type(SourceStampEstimator.from_preset(saved)) is TinyStamp
 
     def test_wrong_class(self, saved):
-        from astrodl_plugins.core import Estimator
-
-        class Other(Estimator):
+        class Other(SourceStampEstimator):
             pass
 
-        with pytest.raises(TypeError, match='holds a GalaxyStructure, not a '
+        with pytest.raises(TypeError, match='holds a TinyStamp, not a '
                                             'Other'):
             Other.from_preset(saved)
 
@@ -135,7 +130,7 @@ class TestFromPreset:
         (target / name).write_bytes(bytes(content))
         with pytest.raises(ModelIntegrityError,
                            match=rf"{name}' does not match its manifest"):
-            GalaxyStructure.from_preset(target)
+            TinyStamp.from_preset(target)
 
     def test_model_integrity_error_is_value_error(self):
         assert issubclass(ModelIntegrityError, ValueError)
@@ -144,7 +139,7 @@ class TestFromPreset:
         target = copy_saved(saved, tmp_path)
         (target / 'manifest.json').unlink()
         with pytest.raises(ModelIntegrityError, match='no manifest.json'):
-            GalaxyStructure.from_preset(target)
+            TinyStamp.from_preset(target)
 
     def test_missing_model(self, saved, tmp_path):
         target = copy_saved(saved, tmp_path)
@@ -152,14 +147,14 @@ class TestFromPreset:
         with pytest.raises(ModelIntegrityError,
                            match='model.keras.*missing or not in the '
                                  'manifest'):
-            GalaxyStructure.from_preset(target)
+            TinyStamp.from_preset(target)
 
     @pytest.mark.parametrize('suffix', ['.h5', '.hdf5', '.H5'])
     def test_h5_refused(self, tmp_path, suffix):
         path = tmp_path / f'weights{suffix}'
         path.write_bytes(b'not really hdf5')
         with pytest.raises(ValueError, match=r'HDF5 weight file.*\.keras'):
-            GalaxyStructure.from_preset(path)
+            TinyStamp.from_preset(path)
         with pytest.raises(ValueError, match=r'HDF5 weight file.*\.keras'):
             load_keras_model(path)
 
@@ -169,32 +164,65 @@ class TestFromPreset:
         with pytest.raises(ValueError, match=r'only \.keras model files'):
             load_keras_model(path)
 
-    def test_load_keras_model(self, saved):
+    def test_load_keras_model(self, estimator, saved):
         model = load_keras_model(saved / 'model.keras')
-        assert model.name == 'galaxy_structure'
+        assert model.name == 'tiny_stamp'
         assert [t.name for t in model.inputs] == ['image', 'psf_fwhm']
+        assert model.count_params() == estimator.model_.count_params()
 
     def test_unknown_preset(self):
         with pytest.raises(ValueError,
                            match=r"preset 'no-such-preset' is neither a "
                                  r'directory nor a known preset; shipped '
                                  r'presets: \['):
-            GalaxyStructure.from_preset('no-such-preset')
+            TinyStamp.from_preset('no-such-preset')
+
+
+class TestPresetFinder:
+    def test_plugin_preset(self, saved):
+        name = 'astrodl-core-test-tiny-preset'
+        calls = []
+
+        def finder(preset):
+            calls.append(preset)
+            return saved if preset == name else None
+
+        store.register_preset_finder(finder)
+        store.register_preset_finder(finder)
+        loaded = TinyStamp.from_preset(name)
+        assert type(loaded) is TinyStamp
+        # Registered twice, asked once.
+        assert calls == [name]
+        assert store.find_preset(name) == saved
+        # Directories and shipped presets do not ask the finders.
+        assert store.find_preset(saved) == saved
+        shipped = sorted(store.MODELS_DIR.glob('*/manifest.json'))
+        if shipped:
+            directory = shipped[0].parent
+            assert store.find_preset(directory.name) == directory
+        assert calls == [name, name]
+
+    def test_finder_returning_none(self):
+        def finder(preset):
+            return None
+
+        store.register_preset_finder(finder)
+        with pytest.raises(ValueError, match="'astrodl-core-test-nothing' is "
+                                             'neither a directory'):
+            store.find_preset('astrodl-core-test-nothing')
 
 
 class TestNotFitted:
     def test_predict_stamps(self):
         with pytest.raises(NotFittedError,
-                           match=r"from_preset\('galaxy-structure'\) or "
-                                 r'call fit'):
-            GalaxyStructure(stamp_size=STAMP).predict_stamps(
-                stamps(), psf_fwhm=3.0)
+                           match=r'from_preset\(None\) or call fit'):
+            TinyStamp().predict_stamps(stamps(), psf_fwhm=3.0)
 
     def test_predict(self):
-        with pytest.raises(NotFittedError, match='GalaxyStructure has no '
+        with pytest.raises(NotFittedError, match='TinyStamp has no '
                                                  'trained model'):
-            GalaxyStructure(stamp_size=STAMP).predict(
-                np.ones((40, 40)), positions=[(20, 20)], psf_fwhm=3.0)
+            TinyStamp().predict(np.ones((40, 40)), positions=[(20, 20)],
+                                psf_fwhm=3.0)
 
     def test_is_value_and_attribute_error(self):
         assert issubclass(NotFittedError, ValueError)

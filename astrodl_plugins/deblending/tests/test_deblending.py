@@ -20,10 +20,13 @@ from astrodl_plugins.deblending import (
     SourceFinderDL,
     deblend_sources_dl,
 )
-from astrodl_plugins.deblending.core import _crop_jobs
+from astrodl_plugins.deblending.centres import crop_jobs
 from astrodl_plugins.deblending.evaluate import detect, photutils_deblend, score
 from astrodl_plugins.exceptions import AstrodlUserWarning
-from astrodl_plugins.simulate import simulate_blend_field
+from astrodl_plugins.simulate import (
+    simulate_blend_field,
+    simulate_blend_stamps,
+)
 
 
 @pytest.fixture(scope='module')
@@ -152,15 +155,23 @@ class TestBadInput:
             deblend_sources_dl(image > 0, segm, 5, preset=deblender)
         with pytest.raises(ValueError, match='segmentation_image is required'):
             deblender.predict(image)
-        with pytest.raises(ValueError, match='positions'):
+        background = np.argwhere(segm.data == 0)[0][::-1]
+        with pytest.raises(ValueError, match='on no segment'):
             deblender.predict(image, segmentation_image=segm,
-                              positions=[[1, 2]])
+                              positions=[background])
+        with pytest.raises(ValueError, match='at most one of labels and '
+                           'positions'):
+            deblender.predict(image, segmentation_image=segm,
+                              positions=[[1, 2]], labels=[1])
+        with pytest.raises(ValueError, match='positions need a '
+                           'segmentation_image'):
+            deblender.predict(image, positions=[[1, 2]])
 
 
 class TestTiles:
     def test_tile_cores_partition_a_large_segment(self):
         slices = {1: (slice(100, 700), slice(50, 400))}
-        jobs = _crop_jobs(slices, [1])
+        jobs = crop_jobs(slices, [1])
         assert len(jobs) > 1
         owner = np.zeros((600, 350), int)
         for _, y0, x0, size, (ylo, yhi, xlo, xhi) in jobs:
@@ -300,6 +311,57 @@ class TestEstimator:
         assert np.all(np.isfinite(table['flux']))
 
 
+class TestPredictKeywords:
+    """``positions``, ``return_samples`` and ``uncertainty_parts``."""
+
+    def test_positions_select_the_segments_under_them(self, deblender,
+                                                       field):
+        image, truth, _, segm, _ = field
+        xy = np.column_stack([truth['x'], truth['y']])
+        row, col = np.floor(xy[:, ::-1] + 0.5).astype(int).T
+        under = segm.data[row, col]
+        xy = xy[under > 0][:3]
+        parents = np.unique(under[under > 0][:3])
+        table = deblender.predict(image, segmentation_image=segm,
+                                  positions=xy, n_samples=0, seed=0)
+        assert set(table['parent_label'].tolist()) == set(parents.tolist())
+        by_label = deblender.predict(image, segmentation_image=segm,
+                                     labels=parents, n_samples=0, seed=0)
+        assert np.array_equal(table['flux'], by_label['flux'])
+        assert np.array_equal(table['parent_label'],
+                              by_label['parent_label'])
+
+    def test_return_samples_and_uncertainty_parts(self, deblender, field):
+        image, _, _, segm, _ = field
+        biggest = segm.labels[np.argsort(segm.areas)[-3:]]
+        table, draws = deblender.predict(
+            image, segmentation_image=segm, labels=biggest, n_samples=4,
+            seed=0, return_samples=True, uncertainty_parts=True)
+        assert set(draws) == {'flux'}
+        assert draws['flux'].shape == (len(table), 4)
+        assert draws['flux'].unit == table['flux'].unit
+        assert np.allclose(draws['flux'].mean(axis=1), table['flux'])
+        epistemic = table['flux_err_epistemic']
+        aleatoric = table['flux_err_aleatoric']
+        assert np.all(epistemic >= 0) and np.all(aleatoric > 0)
+        assert np.allclose(epistemic, draws['flux'].std(axis=1))
+        assert np.allclose(table['flux_err'],
+                           deblender.flux_error_scale_
+                           * np.hypot(epistemic, aleatoric))
+        # One deterministic pass has no epistemic part.
+        single = deblender.predict(image, segmentation_image=segm,
+                                   labels=biggest, n_samples=0, seed=0,
+                                   uncertainty_parts=True)
+        assert np.all(single['flux_err_epistemic'] == 0)
+        assert 'flux_err_epistemic' not in deblender.predict(
+            image, segmentation_image=segm, labels=biggest, n_samples=0,
+            seed=0).colnames
+
+    def test_no_predict_stamps(self, deblender):
+        """Deblending needs an image and its segments, not stamps."""
+        assert not hasattr(deblender, 'predict_stamps')
+
+
 @pytest.fixture(scope='module')
 def scores(deblender):
     """Our and photutils' scores on a held-out field (seed 3, 64 blends)."""
@@ -345,22 +407,74 @@ class TestShippedQuality:
         assert perfect['flux_error_median'] == 0
 
 
+class TestFit:
+    def test_tiny_fit_saves_and_loads(self, tmp_path):
+        """``fit`` on a few blends (1 epoch, small U-Nets), then a round trip."""
+        stamps, models, truth = simulate_blend_stamps(
+            6, seed=0, stamp_size=32, single_fraction=0.15, n_processes=1)
+        deblender = Deblender(stamp_size=32, widths=(4, 8),
+                              detector_widths=(4, 8))
+        assert deblender.fit(stamps, truth, models, epochs=1, seed=0,
+                             verbose=0) is deblender
+        assert set(deblender.history_) == {'detector', 'model'}
+        assert all(len(history['loss']) == 1
+                   for history in deblender.history_.values())
+        assert deblender.threshold_ == 0.3
+        assert deblender.flux_error_scale_ == 1.0
+        loaded = Deblender.from_preset(deblender.save(tmp_path / 'tiny'))
+        assert loaded.get_params() == deblender.get_params()
+        assert loaded.threshold_ == deblender.threshold_
+        for name in Deblender.networks:
+            for a, b in zip(getattr(deblender, f'{name}_').get_weights(),
+                            getattr(loaded, f'{name}_').get_weights()):
+                assert np.array_equal(a, b)
+        image, _, sigma = simulate_blend_field(seed=5, shape=(128, 128),
+                                               n_processes=1)
+        segm, _ = detect(image, sigma)
+        a = deblender.deblend(image, segm, 5, n_samples=2, seed=0)
+        b = loaded.deblend(image, segm, 5, n_samples=2, seed=0)
+        assert len(a.table) >= segm.n_labels
+        assert np.array_equal(a.segmentation_image.data,
+                              b.segmentation_image.data)
+        assert np.array_equal(a.table['flux'], b.table['flux'])
+
+    def test_bad_training_data(self):
+        stamps, models, truth = simulate_blend_stamps(
+            2, seed=0, stamp_size=32, n_processes=1)
+        with pytest.raises(ValueError, match=r'stamps must have shape'):
+            Deblender().fit(stamps, truth, models)
+        with pytest.raises(ValueError, match='must match the stamps'):
+            Deblender(stamp_size=32).fit(stamps, truth, models[:-1])
+
+
+@pytest.mark.slow
 class TestRecipe:
     def test_one_epoch_recipe_writes_a_loadable_preset(self, tmp_path):
         """The whole recipe, tiny: train, tune, calibrate, test, save."""
-        from astrodl_plugins.deblending.train import train_deblender
+        from astrodl_plugins.deblending.recipe import RECIPE, train_deblender
+        from astrodl_plugins.simulate import BLEND_RANGES
 
+        assert RECIPE.n_test == 0 and RECIPE.epochs is None
         output = tmp_path / 'preset'
-        trained = train_deblender(n_train=60, n_validation=30, epochs=1,
-                                  detector_epochs=1, n_fields=1,
-                                  output=output, verbose=0)
+        trained = train_deblender(n_train=20, n_validation=10, epochs=1,
+                                  n_fields=1, output=output, verbose=0)
         loaded = Deblender.from_preset(output)
         assert loaded.threshold_ == trained.threshold_
         assert loaded.threshold_ in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
         assert np.isfinite(loaded.flux_error_scale_)
         assert loaded.flux_error_scale_ > 0
         card = loaded.card_
+        assert card['error_scale']['flux'] == loaded.flux_error_scale_
+        assert card['metrics']['all']['threshold'] == loaded.threshold_
         assert [row[0] for row in card['tables'][0]['rows']][-1] == 'all'
-        assert set(card['figures']) == {'history.png', 'example.png'}
+        assert card['training_data']['blends'] == 20
+        assert card['training_data']['test_field_seeds'] == [3000]
+        assert card['command'] == ('astrodl train deblender --n-train 20 '
+                                   '--seed 1 --epochs 1 --refine-epochs 0 '
+                                   '--output DIR')
+        assert loaded.valid_ranges['psf_fwhm'] == BLEND_RANGES['psf_fwhm']
+        assert set(card['training']) == {'detector', 'model', 'seconds'}
+        assert set(card['figures']) == {'history_detector.png',
+                                        'history_model.png', 'example.png'}
         for name in card['figures']:
             assert (output / name).stat().st_size > 0

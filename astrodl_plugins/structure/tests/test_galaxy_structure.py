@@ -7,9 +7,11 @@ from astropy import units as u
 from astropy.table import QTable
 
 import astrodl_plugins as adl
+from astrodl_plugins.core.flags import SourceFlags
 from astrodl_plugins.simulate import simulate_galaxy_stamps
 from astrodl_plugins.structure import GalaxyStructure, structure_regions
-from astrodl_plugins.structure.train import evaluate_structure, train_galaxy_structure
+from astrodl_plugins.structure.evaluate import evaluate_structure
+from astrodl_plugins.structure.recipe import RECIPE, train_galaxy_structure
 
 
 @pytest.fixture(scope='module')
@@ -88,7 +90,7 @@ class TestShippedModel:
         ratio = (table['r_eff'] / galaxies['r_eff_arcsec']).decompose()
         assert abs(np.median(ratio) - 1) < 0.1
         # In-range galaxies are not flagged out of range in arcsec either.
-        assert np.mean(table['flag'] & 4 == 0) > 0.8
+        assert np.mean(table['flag'] & SourceFlags.OUT_OF_RANGE == 0) > 0.8
 
     def test_regions(self, shipped):
         from astrodl_plugins.datasets import load_sample_field
@@ -141,6 +143,21 @@ class TestFineTuning:
         with pytest.raises(ValueError, match='freeze'):
             tuned.fit(images, truth, freeze='everything', epochs=1)
 
+    def test_from_scratch_with_validation_psf(self):
+        images, truth = simulate_galaxy_stamps(40, seed=8)
+        psf = np.asarray(truth['psf_fwhm'])
+        truth.remove_column('psf_fwhm')
+        small = GalaxyStructure(widths=(4, 4, 4), dense=8)
+        small.fit(images[:32], truth[:32], psf_fwhm=psf[:32],
+                  validation_data=(images[32:], truth[32:], psf[32:]),
+                  epochs=1, batch_size=16)
+        assert len(small.history_['loss']) == 1
+        assert len(small.target_mean_) == len(small.target_std_) == 6
+        assert small.error_scale_ == {} and small.error_scale_tta_ == {}
+        table = small.predict_stamps(images[:3], psf_fwhm=psf[:3],
+                                     n_samples=2, seed=0)
+        assert table['r_eff'].unit == u.pix
+
     def test_missing_psf(self):
         images, truth = simulate_galaxy_stamps(8, seed=7)
         truth.remove_column('psf_fwhm')
@@ -160,6 +177,11 @@ class TestTrainingRecipe:
         assert set(card['error_scale']) == {
             'snr_edges', 'sersic_n', 'r_eff', 'axis_ratio', 'position_angle',
             'flux'}
+        assert set(card['error_scale_tta']) == set(card['error_scale'])
+        assert card['metrics_tta']['n_samples'] == 10
+        assert card['conventions']['r_eff'].startswith('half-light')
+        assert card['valid_ranges']['sersic_n'] == [0.5, 6.0]
+        assert estimator.error_scale_ == card['error_scale']
         assert (tmp_path / 'model' / 'history.png').exists()
         loaded = GalaxyStructure.from_preset(tmp_path / 'model')
         assert loaded.card_['metrics']['n_test'] == 32
@@ -174,8 +196,73 @@ class TestDocumentedContract:
         labels = QTable({'sersic_n': [1.0], 'r_eff': [3.0],
                          'axis_ratio': [0.5], 'position_angle': [10.0],
                          'flux': [100.0]})
+        stamps = np.zeros((1, 64, 64), np.float32)
         with pytest.raises(ValueError, match='psf_fwhm'):
-            GalaxyStructure()._label_psf(labels, None, 1)
+            GalaxyStructure().fit(stamps, labels, epochs=1)
+
+    def test_declared_contract(self):
+        assert GalaxyStructure.psf == 'required'
+        assert GalaxyStructure.supports_tta
+        assert GalaxyStructure.periods == {'position_angle': 180.0}
+        assert set(GalaxyStructure.range_margins) == {
+            'sersic_n', 'r_eff', 'axis_ratio', 'psf_fwhm', 'snr'}
+
+    def test_psf_is_required(self, shipped, bright_set):
+        images, _ = bright_set
+        with pytest.raises(ValueError, match='psf_fwhm is required'):
+            shipped.predict_stamps(images[:2], n_samples=0)
+
+    def test_ranges_come_from_the_card(self, shipped, bright_set):
+        images, truth = bright_set
+        assert shipped.valid_ranges['r_eff'] == (1.5, 15.0)
+        # A PSF far outside the card's range flags every source; without
+        # a card nothing is range-checked.
+        table = shipped.predict_stamps(images[:5], psf_fwhm=9.0,
+                                       n_samples=0)
+        assert np.all(table['flag'] & SourceFlags.OUT_OF_RANGE)
+        bare = GalaxyStructure.from_preset('galaxy-structure')
+        bare.card_ = {}
+        table = bare.predict_stamps(images[:5], psf_fwhm=9.0, n_samples=0)
+        assert not np.any(table['flag'] & SourceFlags.OUT_OF_RANGE)
+
+    def test_range_margins(self):
+        # sersic_n, r_eff and psf_fwhm: 5 % each side; axis_ratio: 0.02
+        # below 0.2, none above; snr: none below 10, none above.
+        from astrodl_plugins.core.context import PredictContext
+
+        estimator = GalaxyStructure()
+        estimator.card_ = {'valid_ranges': RECIPE.valid_ranges()}
+        cases = [  # sersic_n, r_eff, axis_ratio, psf_fwhm, snr, flagged
+            (1.0, 3.0, 0.5, 3.0, 50.0, False),
+            (0.476, 1.426, 0.181, 1.901, 10.0, False),
+            (6.29, 15.74, 1.0, 5.24, 1e5, False),
+            (0.474, 3.0, 0.5, 3.0, 50.0, True),
+            (6.31, 3.0, 0.5, 3.0, 50.0, True),
+            (1.0, 1.424, 0.5, 3.0, 50.0, True),
+            (1.0, 15.76, 0.5, 3.0, 50.0, True),
+            (1.0, 3.0, 0.179, 3.0, 50.0, True),
+            (1.0, 3.0, 0.5, 1.899, 50.0, True),
+            (1.0, 3.0, 0.5, 5.26, 50.0, True),
+            (1.0, 3.0, 0.5, 3.0, 9.99, True),
+        ]
+        n_, r_eff, q, psf, snr, flagged = (np.array(c) for c in zip(*cases))
+        context = PredictContext({'tta': False}, 0, 0, 1, 'cpu:0')
+        context.usable = np.ones(len(cases), bool)
+        context.aux = {'psf_fwhm': psf, 'snr': snr}
+        values = {'sersic_n': n_[:, None], 'r_eff': r_eff[:, None],
+                  'axis_ratio': q[:, None]}
+        flags = estimator._range_flags(values, context)
+        assert np.array_equal(flags == SourceFlags.OUT_OF_RANGE,
+                              flagged.astype(bool))
+
+    def test_recipe_defaults(self):
+        assert RECIPE.name == 'galaxy-structure'
+        assert (RECIPE.n_train, RECIPE.n_validation, RECIPE.n_test) == (
+            100_000, 12_000, 10_000)
+        assert (RECIPE.epochs, RECIPE.refine_epochs) == (24, 8)
+        assert RECIPE.refine_learning_rate == 3e-4
+        assert RECIPE.reference == 'Tuccillo et al. 2018, MNRAS 475, 894'
+        assert RECIPE.valid_ranges()['snr'] == (10.0, 1000.0)
 
 
 class TestTestTimeAugmentation:

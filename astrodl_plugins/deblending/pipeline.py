@@ -6,10 +6,9 @@ For every parent segment:
 
 1. The *detector* U-Net turns a crop around the segment into a heat map of
    source centres; its local maxima above the threshold inside the
-   segment are the children's centres. Crops come in seven sizes (32 to 256
-   pixels); a segment larger than 256 pixels is covered by overlapping
-   256-pixel tiles whose peaks are kept only away from the tile edges, so
-   there are no seams. Only crops are ever held in memory.
+   segment are the children's centres (crops of seven sizes, 256-pixel
+   tiles without seams over larger segments; see
+   `~astrodl_plugins.deblending.centres.find_centres`).
 2. When a segment has two or more centres, the *extractor* U-Net predicts
    each child's own noise-free image (its *model*) from a 48-pixel stamp
    centred on it.
@@ -23,78 +22,13 @@ For every parent segment:
    models give ``flux_err``, together with the propagated pixel noise.
 """
 
-import warnings
 
 import numpy as np
 
-from ..exceptions import AstrodlUserWarning
-from ._network import detector_inputs, extractor_inputs
+from .centres import cut_window, find_centres
+from .network import extractor_inputs
 
-__all__ = ['check_segmentation', 'noise_sigma', 'find_centres',
-           'deblend_image', 'DeblendResult']
-
-_CROP_SIZES = (32, 48, 64, 96, 128, 192, 256)
-_MARGIN = 8
-_TILE_OVERLAP = 32
-_PIXELS_PER_BATCH = 1 << 20
-
-
-def check_segmentation(segmentation_image, shape, labels=None,
-                       name='segmentation_image'):
-    """
-    Validate a segmentation image (photutils or integer array).
-
-    Returns
-    -------
-    segm : `~photutils.segmentation.SegmentationImage` or None
-        None when it has no source (with a warning).
-    labels : `~numpy.ndarray`
-        The labels to deblend (all by default), sorted.
-    """
-    from photutils.segmentation import SegmentationImage
-
-    if isinstance(segmentation_image, SegmentationImage):
-        array = segmentation_image.data
-    else:
-        array = np.asarray(segmentation_image)
-        if array.dtype.kind == 'f':
-            if not np.all(np.isfinite(array)) or np.any(array % 1):
-                msg = (f'{name} must hold integer labels; got an array of '
-                       f'{array.dtype} with non-integer values')
-                raise ValueError(msg)
-            array = array.astype(np.int64)
-        elif array.dtype.kind not in 'iu':
-            msg = (f'{name} must be a photutils SegmentationImage or an '
-                   f'integer array, got dtype {array.dtype}')
-            raise TypeError(msg)
-    if array.shape != tuple(shape):
-        msg = (f'{name} has shape {array.shape}, but the data have shape '
-               f'{tuple(shape)}')
-        raise ValueError(msg)
-    if np.any(array < 0):
-        msg = f'{name} has negative labels; labels must be >= 0'
-        raise ValueError(msg)
-    if not np.any(array):
-        warnings.warn(f'{name} has no source (all pixels are 0): nothing to '
-                      'deblend', AstrodlUserWarning, stacklevel=3)
-        return None, np.array([], np.int64)
-    segm = (segmentation_image
-            if isinstance(segmentation_image, SegmentationImage)
-            else SegmentationImage(array.astype(np.int64)))
-    present = segm.labels
-    if labels is None:
-        return segm, np.asarray(present)
-    labels = np.atleast_1d(np.asarray(labels))
-    if labels.dtype.kind not in 'iu':
-        msg = f'labels must be integers, got dtype {labels.dtype}'
-        raise ValueError(msg)
-    missing = np.setdiff1d(labels, present)
-    if missing.size:
-        msg = (f'labels {missing.tolist()} are not in {name} (it has '
-               f'{len(present)} labels between {present.min()} and '
-               f'{present.max()})')
-        raise ValueError(msg)
-    return segm, np.unique(labels)
+__all__ = ['noise_sigma', 'deblend_image']
 
 
 def noise_sigma(image, segm_data):
@@ -118,166 +52,6 @@ def noise_sigma(image, segm_data):
         std = np.nanstd(values) or 1.0
     return float(std)
 
-
-def _window(data, y0, x0, size, fill):
-    """``data[y0:y0+size, x0:x0+size]`` padded with ``fill`` off the edge."""
-    from astropy.nddata import extract_array
-
-    center = (y0 + size // 2, x0 + size // 2)
-    return extract_array(data, (size, size), center, mode='partial',
-                         fill_value=fill)
-
-
-def _tile_starts(sl, size):
-    """First pixels of the overlapping tiles along one axis of a box."""
-    lo, hi = sl.start - _MARGIN, sl.stop + _MARGIN
-    if hi - lo <= size:
-        return [(sl.start + sl.stop) // 2 - size // 2]
-    starts = list(range(lo, hi - size, size - _TILE_OVERLAP))
-    return sorted(set(starts + [hi - size]))
-
-
-def _crop_jobs(slices, labels):
-    """
-    The detector crops: ``(label, y0, x0, size, core)`` where ``core``
-    ``(ylo, yhi, xlo, xhi)`` is the region whose peaks are kept.
-    """
-    jobs = []
-    for label in labels:
-        sy, sx = slices[label]
-        h = sy.stop - sy.start + 2 * _MARGIN
-        w = sx.stop - sx.start + 2 * _MARGIN
-        need = max(h, w)
-        size = next((s for s in _CROP_SIZES if s >= need), None)
-        if size is not None:
-            cy = (sy.start + sy.stop) // 2
-            cx = (sx.start + sx.stop) // 2
-            jobs.append((label, cy - size // 2, cx - size // 2, size,
-                         (sy.start, sy.stop, sx.start, sx.stop)))
-            continue
-        # Tiles over a large segment; a peak belongs to the tile where it
-        # is at least half the overlap from the (inner) tile edges.
-        size = _CROP_SIZES[-1]
-        half = _TILE_OVERLAP // 2
-        y_starts = _tile_starts(sy, size)
-        x_starts = _tile_starts(sx, size)
-        for iy, ty in enumerate(y_starts):
-            for ix, tx in enumerate(x_starts):
-                ylo = sy.start if iy == 0 else ty + half
-                yhi = sy.stop if iy == len(y_starts) - 1 else ty + size - half
-                xlo = sx.start if ix == 0 else tx + half
-                xhi = sx.stop if ix == len(x_starts) - 1 else tx + size - half
-                if iy > 0:
-                    ylo = max(ylo, y_starts[iy - 1] + size - half)
-                if ix > 0:
-                    xlo = max(xlo, x_starts[ix - 1] + size - half)
-                jobs.append((label, ty, tx, size, (ylo, yhi, xlo, xhi)))
-    return jobs
-
-
-def _binned(data, sigma, slices, factor):
-    """Data, noise and segment boxes on a grid binned by ``factor``."""
-    from astropy.nddata import block_reduce
-
-    data = block_reduce(np.nan_to_num(data), factor, func=np.sum)
-    if np.ndim(sigma) == 2:
-        sigma = np.sqrt(block_reduce(np.nan_to_num(sigma) ** 2, factor,
-                                     func=np.sum))
-    else:
-        sigma = sigma * factor
-    slices = {label: (slice(sy.start // factor, -(-sy.stop // factor)),
-                      slice(sx.start // factor, -(-sx.stop // factor)))
-              for label, (sy, sx) in slices.items()}
-    return data, sigma, slices
-
-
-def find_centres(detector, data, sigma, segm_data, slices, labels, *,
-                 threshold, factor=1, progress=None):
-    """
-    Source centres in each segment, from the detector's heat map.
-
-    Parameters
-    ----------
-    factor : int, optional
-        Bin the image by this factor before detection (a PSF wider than
-        the training range); centres are returned in unbinned pixels.
-
-    Returns
-    -------
-    x, y : `~numpy.ndarray`
-        Sub-pixel centres (0-based pixels).
-    parent : `~numpy.ndarray`
-        The segment label of each centre.
-    """
-    import keras
-    from scipy.special import expit
-    from skimage.feature import peak_local_max
-
-    data = np.asarray(data)
-    if factor > 1:
-        data, sigma, slices = _binned(data, sigma, slices, factor)
-    jobs = _crop_jobs(slices, labels)
-    xs, ys, parents = [], [], []
-    by_size = {}
-    for job in jobs:
-        by_size.setdefault(job[3], []).append(job)
-    sigma_map = np.ndim(sigma) == 2
-    ny, nx = segm_data.shape
-    for size, group in by_size.items():
-        per_batch = max(1, _PIXELS_PER_BATCH // (size * size))
-        for start in range(0, len(group), per_batch):
-            batch = group[start:start + per_batch]
-            crops = np.empty((len(batch), size, size, 1), np.float32)
-            for i, (_, y0, x0, _, _) in enumerate(batch):
-                window = _window(data, y0, x0, size, 0.0)
-                noise = (_window(sigma, y0, x0, size, np.nan) if sigma_map
-                         else sigma)
-                crops[i, ..., 0] = detector_inputs(window, noise)
-            # An eager call: crops come in several shapes, and a compiled
-            # predict function would be retraced for each (with warnings).
-            heat = expit(keras.ops.convert_to_numpy(
-                detector(crops, training=False))[..., 0])
-            for i, (label, y0, x0, _, core) in enumerate(batch):
-                peaks = peak_local_max(heat[i], min_distance=1,
-                                       threshold_abs=threshold,
-                                       exclude_border=False)
-                for py, px in peaks:
-                    gy, gx = py + y0, px + x0
-                    if not (core[0] <= gy < core[1]
-                            and core[2] <= gx < core[3]):
-                        continue
-                    dy, dx = _subpixel(heat[i], py, px)
-                    # Back to unbinned pixels (centre of a binned pixel k
-                    # is at (k + 0.5) * factor - 0.5).
-                    x = (gx + dx + 0.5) * factor - 0.5
-                    y = (gy + dy + 0.5) * factor - 0.5
-                    iy = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
-                    ix = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
-                    if segm_data[iy, ix] != label:
-                        continue
-                    xs.append(x)
-                    ys.append(y)
-                    parents.append(label)
-            if progress is not None:
-                progress(len(batch))
-    return (np.array(xs, np.float64), np.array(ys, np.float64),
-            np.array(parents, np.int64))
-
-
-def _subpixel(heat, py, px):
-    """Offset of the heat-weighted centroid of the 3x3 pixels at a peak."""
-    ny, nx = heat.shape
-    ylo, yhi = max(py - 1, 0), min(py + 2, ny)
-    xlo, xhi = max(px - 1, 0), min(px + 2, nx)
-    patch = heat[ylo:yhi, xlo:xhi]
-    total = patch.sum()
-    if total <= 0:
-        return 0.0, 0.0
-    yy, xx = np.mgrid[ylo:yhi, xlo:xhi]
-    return (float((patch * (yy - py)).sum() / total),
-            float((patch * (xx - px)).sum() / total))
-
-
 def _segment_centroid(data, segm_data, sl, label):
     """Flux-weighted centroid of a segment's positive pixels."""
     footprint = segm_data[sl] == label
@@ -290,100 +64,28 @@ def _segment_centroid(data, segm_data, sl, label):
                                                        / total)
 
 
-class DeblendResult:
-    """
-    What the deblender returns for an image.
-
-    Attributes
-    ----------
-    segmentation_image : `~photutils.segmentation.SegmentationImage` or None
-        The deblended segmentation image (children relabelled 1..N).
-    parent_labels : `~numpy.ndarray`
-        The parent (input) label of each child, in child-label order.
-    table : `~astropy.table.QTable` or None
-        One row per child (``Deblender.predict`` only).
-    psf_fwhm : float or None
-        The PSF FWHM used (pixels), None if it could not be estimated.
-    binning : int
-        The binning of the image for the centre detection (1: none).
-    """
-
-    def __init__(self, segmentation_image, parent_labels, table=None,
-                 wcs=None, unit=None):
-        self.segmentation_image = segmentation_image
-        self.parent_labels = parent_labels
-        self.table = table
-        self._models = None
-        self._origins = []
-        self._model_labels = []
-        self._wcs = wcs
-        self._unit = unit
-        self.psf_fwhm = None
-        self.binning = 1
-
-    def __repr__(self):
-        n = 0 if self.segmentation_image is None else (
-            self.segmentation_image.n_labels)
-        rows = None if self.table is None else len(self.table)
-        return f'<DeblendResult: {n} labels, table rows: {rows}>'
-
-    @property
-    def model_images(self):
-        """
-        The model image of each child: a list of
-        `~astropy.nddata.NDData` stamps (the mean over MC draws, in data
-        units), with ``meta`` ``label``, ``parent_label`` and ``origin``
-        (x, y of the stamp's first pixel in the image) and a sliced WCS
-        when the image has one.
-        """
-        from astropy.nddata import NDData
-
-        if self._models is None:
-            return []
-        out = []
-        size = self._models.shape[1]
-        for model, (x0, y0), label in zip(self._models, self._origins,
-                                          self._model_labels):
-            wcs = None
-            if self._wcs is not None:
-                wcs = self._wcs.slice((slice(y0, y0 + size),
-                                       slice(x0, x0 + size)))
-            out.append(NDData(model, unit=self._unit, wcs=wcs,
-                              meta={'label': int(label),
-                                    'parent_label': int(
-                                        self.parent_labels[label - 1]),
-                                    'origin': (int(x0), int(y0))}))
-        return out
-
-    def model_image(self, shape):
-        """All children's models added into one array of ``shape``."""
-        out = np.zeros(shape, np.float64)
-        if self._models is None:
-            return out
-        size = self._models.shape[1]
-        for model, (x0, y0) in zip(self._models, self._origins):
-            ylo, xlo = max(y0, 0), max(x0, 0)
-            yhi, xhi = min(y0 + size, shape[0]), min(x0 + size, shape[1])
-            if yhi > ylo and xhi > xlo:
-                out[ylo:yhi, xlo:xhi] += model[ylo - y0:yhi - y0,
-                                               xlo - x0:xhi - x0]
-        return out
-
-
-def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
-                  seed, batch_size, fluxes, factor=1, progress_bar=False):
+def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
+                  threshold, stamp_size, n_samples, seed, batch_size, fluxes,
+                  factor=1, progress_bar=False):
     """
     Run the pipeline on an image; see the module docstring.
 
     Parameters
     ----------
-    estimator : `~astrodl_plugins.deblending.Deblender`
+    detector : `keras.Model`
+        The centre-detector U-Net.
+    engine : `~astrodl_plugins.core.mc.MCDropoutEngine`
+        The engine of the extractor U-Net.
     image : `~astrodl_plugins.core.inputs.ImageData`
     segm : `~photutils.segmentation.SegmentationImage`
     labels : `~numpy.ndarray`
         Parents to deblend; the other labels are copied unchanged.
     n_pixels : int
         Minimum pixels of a child.
+    threshold : float
+        Detection threshold of the centre heat map.
+    stamp_size : int
+        Side of the extractor's stamps.
     n_samples, seed, batch_size : int
         MC-dropout settings of the extractor.
     fluxes : bool
@@ -421,13 +123,12 @@ def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
     with tqdm(total=len(search) + len(labels), desc='deblending',
               unit='segment', disable=not progress_bar) as bar:
         xs, ys, parents = find_centres(
-            estimator.detector_, data, sigma, segm_data, slices, search,
-            threshold=estimator.threshold_, factor=factor,
+            detector, data, sigma, segm_data, slices, search,
+            threshold=threshold, factor=factor,
             progress=bar.update)
         by_parent = {label: [] for label in labels}
         for i, label in enumerate(parents.tolist()):
             by_parent[label].append(i)
-        engine = estimator._engine()
         rows = []
         # Parents go through the extractor in chunks of about
         # 4 * batch_size sources: memory is bounded by the chunk.
@@ -438,7 +139,7 @@ def deblend_image(estimator, image, segm, labels, n_pixels, *, n_samples,
             if n_sources >= 4 * batch_size or number == len(labels) - 1:
                 rows.extend(_process_chunk(
                     engine, data, sigma, segm_data, slices, chunk, xs, ys,
-                    by_parent, estimator.stamp_size, n_pixels, n_samples,
+                    by_parent, stamp_size, n_pixels, n_samples,
                     seed + number, batch_size, fluxes))
                 bar.update(len(chunk))
                 chunk, n_sources = [], 0
@@ -486,8 +187,9 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
         for k, (x, y, _) in enumerate(targets):
             x0 = int(np.floor(x + 0.5)) - half
             y0 = int(np.floor(y + 0.5)) - half
-            stamps[k] = _window(data, y0, x0, size, np.nan)
-            noise[k] = (np.nanmedian(_window(sigma, y0, x0, size, np.nan))
+            stamps[k] = cut_window(data, y0, x0, size, np.nan)
+            noise[k] = (np.nanmedian(cut_window(sigma, y0, x0, size,
+                                                np.nan))
                         if sigma_map else sigma)
             sx[k], sy[k] = x - x0, y - y0
             corners[k] = x0, y0

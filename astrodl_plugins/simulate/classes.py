@@ -29,7 +29,8 @@ faint, artefacts, truncated).
 import numpy as np
 from astropy.table import QTable
 
-from .stamps import _loguniform, run_jobs, sersic_index_grid
+from .common import loguniform, run_jobs
+from .structure import sersic_index_grid
 
 __all__ = ['BANDS', 'PSF_BAND_SCALE', 'STAR_GALAXY_CLASSES',
            'STAR_GALAXY_RANGES', 'MORPHOLOGY_CLASSES', 'MORPHOLOGY_RANGES',
@@ -102,7 +103,7 @@ def _common(rng, n, psf_fwhm, bands, psf_beta=(2.5, 5.0)):
         'position_angle': rng.uniform(0.0, 180.0, n),
     }
     for band in bands:
-        params[f'sky_level_{band}'] = _loguniform(rng, 20.0, 2000.0, n)
+        params[f'sky_level_{band}'] = loguniform(rng, 20.0, 2000.0, n)
         params[f'read_noise_{band}'] = rng.uniform(2.0, 10.0, n)
     return params
 
@@ -211,7 +212,7 @@ def _neighbour(galsim, rng, size, gsparams):
     grid = sersic_index_grid()
     q = rng.uniform(0.3, 1.0)
     galaxy = (galsim.Sersic(grid[rng.integers(grid.size)],
-                            half_light_radius=_loguniform(rng, 0.5, 6.0)
+                            half_light_radius=loguniform(rng, 0.5, 6.0)
                             * np.sqrt(q), gsparams=gsparams)
               .shear(q=q, beta=rng.uniform(0, 180) * galsim.degrees))
     return galaxy, shift, g_r[0], r_i[0]
@@ -230,18 +231,18 @@ def _artefact(rng, size, sigma):
             for step in range(length):
                 x, y = x0 + step * dx, y0 + step * dy
                 if 0 <= x < size and 0 <= y < size:
-                    image[y, x] += sigma * _loguniform(rng, 20.0, 500.0)
+                    image[y, x] += sigma * loguniform(rng, 20.0, 500.0)
     elif kind == 1:  # satellite trail through (near) the centre
         angle = rng.uniform(0.0, np.pi)
         yy, xx = np.mgrid[:size, :size] - c
         offset = rng.uniform(-2, 2)
         distance = xx * np.sin(angle) - yy * np.cos(angle) - offset
         width = rng.uniform(0.5, 1.5)
-        image += (sigma * _loguniform(rng, 5.0, 100.0)
+        image += (sigma * loguniform(rng, 5.0, 100.0)
                   * np.exp(-0.5 * (distance / width) ** 2))
     else:  # a hot column or row
         index = int(c + rng.integers(-3, 4))
-        amplitude = sigma * _loguniform(rng, 5.0, 100.0)
+        amplitude = sigma * loguniform(rng, 5.0, 100.0)
         if rng.random() < 0.5:
             image[:, index] += amplitude
         else:
@@ -272,7 +273,7 @@ def _draw_chunk(args):
         neighbour = None
         if rng.random() < neighbour_fraction:
             neighbour = _neighbour(galsim, rng, size, gsparams)
-        neighbour_flux = _loguniform(rng, 0.05, 2.0)
+        neighbour_flux = loguniform(rng, 0.05, 2.0)
         # The reference band first: its S/N sets the flux of every band.
         for b in sorted(range(len(bands)), key=lambda b: bands[b] != ref):
             band = bands[b]
@@ -421,9 +422,9 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     kind = np.where(label == 0, 'star',
                     np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
     grid = sersic_index_grid()
-    params['snr'] = _loguniform(rng, *r['snr'], n)
+    params['snr'] = loguniform(rng, *r['snr'], n)
     size = np.clip(params['psf_fwhm']
-                   * _loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
+                   * loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
     params['r_eff'] = np.where(label == 1, size, 0.0)
     params['sersic_n'] = np.where(kind == 'sersic',
                                   grid[rng.integers(grid.size, size=n)],
@@ -517,11 +518,11 @@ def simulate_morphology_stamps(n_stamps, *, seed, stamp_size=48,
     grid = sersic_index_grid()
     spheroid_grid = grid[grid >= 3.0]
     params['snr'] = np.where(kind == 'faint',
-                             _loguniform(rng, *r['snr_faint'], n),
-                             _loguniform(rng, *r['snr'], n))
+                             loguniform(rng, *r['snr_faint'], n),
+                             loguniform(rng, *r['snr'], n))
     params['r_eff'] = np.where(
         profile == 'point_source', 0.0,
-        np.clip(params['psf_fwhm'] * _loguniform(rng, *r['r_eff_over_fwhm'],
+        np.clip(params['psf_fwhm'] * loguniform(rng, *r['r_eff_over_fwhm'],
                                                  n), 1.2, 12.0))
     params['sersic_n'] = np.where(
         profile == 'spheroid',

@@ -12,10 +12,12 @@ keeps the colours, then compressed with ``asinh``.
 
 import numpy as np
 
-from ..simulate.sources import BANDS
+__all__ = ['BANDS', 'build_classifier', 'band_statistics', 'network_inputs',
+           'input_arrays', 'scaled_inputs', 'present_bands', 'presence',
+           'random_band_subsets', 'to_model_bands', 'softmax']
 
-__all__ = ['build_classifier', 'band_statistics', 'network_inputs',
-           'random_band_subsets']
+#: The model's bands, in channel order.
+BANDS = ('g', 'r', 'i')
 
 #: asinh softening: the stamp is scaled by ``_GAIN / flux`` first.
 _GAIN = 500.0
@@ -165,6 +167,61 @@ def network_inputs(stamps, present, psf_fwhm, sigma, flux, npix,
     return [x.astype(np.float32), conditions.astype(np.float32)]
 
 
+def input_arrays(stamps, psf_fwhm):
+    """
+    Model-band stamps -> the arrays `scaled_inputs` needs.
+
+    Parameters
+    ----------
+    stamps : `~numpy.ndarray`
+        ``(n, size, size, len(BANDS))``, NaN for bad pixels.
+    psf_fwhm : float or array
+        PSF FWHM in pixels, one value or one per stamp.
+
+    Returns
+    -------
+    arrays : list of `~numpy.ndarray`
+        ``[stamps, sigma, flux, psf_fwhm]`` (see `band_statistics`), one
+        row per stamp.
+    npix : int
+        Pixels in the central aperture.
+    """
+    sigma, flux, npix = band_statistics(stamps)
+    psf = np.broadcast_to(np.asarray(psf_fwhm, np.float32),
+                          (len(stamps),)).copy()
+    return [stamps, sigma, flux, psf], npix
+
+
+def scaled_inputs(arrays, npix, present, scaling='flux'):
+    """Network inputs of `input_arrays` for band-presence flags ``present``."""
+    stamps, sigma, flux, psf = arrays
+    return network_inputs(stamps, present, psf, sigma, flux, npix,
+                          scaling=scaling)
+
+
+def present_bands(stamps, bands):
+    """
+    ``(n, len(BANDS))`` 0/1: the bands given with at least half the
+    central 6x6 pixels finite (a band masked around a source is dropped
+    for that source alone).
+
+    Parameters
+    ----------
+    stamps : `~numpy.ndarray`
+        ``(n, size, size, len(bands))``.
+    bands : sequence of str
+        Band of each channel.
+    """
+    size = stamps.shape[1]
+    core = stamps[:, size // 2 - 3:size // 2 + 3,
+                  size // 2 - 3:size // 2 + 3]
+    usable = np.isfinite(core).mean(axis=(1, 2)) >= 0.5
+    out = np.zeros((len(stamps), len(BANDS)), np.float32)
+    for index, band in enumerate(bands):
+        out[:, BANDS.index(band)] = usable[:, index]
+    return out
+
+
 def random_band_subsets(rng, n):
     """``(n, len(BANDS))`` presence flags of random band subsets."""
     p = np.array([prob for _, prob in _SUBSETS])
@@ -187,3 +244,11 @@ def to_model_bands(stamps, bands):
     for index, band in enumerate(bands):
         out[..., BANDS.index(band)] = stamps[..., index]
     return out
+
+
+def softmax(logits, temperature=1.0):
+    """Softmax of ``logits / temperature`` along the last axis."""
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(-1, keepdims=True)

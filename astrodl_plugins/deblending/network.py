@@ -15,7 +15,8 @@ The deblender's two U-Nets and their input scaling.
 import numpy as np
 
 __all__ = ['build_detector', 'build_extractor', 'detector_inputs',
-           'extractor_inputs', 'heatmap', 'MARKER_SIGMA', 'HEAT_SIGMA']
+           'extractor_inputs', 'heatmap', 'detector_task', 'extractor_task',
+           'MARKER_SIGMA', 'HEAT_SIGMA']
 
 #: Width (pixels) of the Gaussian marking the target in the extractor input.
 MARKER_SIGMA = 1.0
@@ -148,3 +149,94 @@ def heatmap(x, y, shape):
                 * np.exp(-0.5 * ((gx[None, :] - xi) / HEAT_SIGMA) ** 2))
         np.maximum(out, blob, out=out)
     return out
+
+
+# -- training (the hooks of Deblender.fit) -----------------------------------
+
+def _stamp_heatmaps(truth, size):
+    """Heat-map targets of the stamps: every member inside each stamp."""
+    out = np.empty((len(truth), size, size, 1), np.float32)
+    xs = np.column_stack([np.asarray(truth['x']),
+                          np.asarray(truth['others_x'])])
+    ys = np.column_stack([np.asarray(truth['y']),
+                          np.asarray(truth['others_y'])])
+    for i in range(len(truth)):
+        out[i, ..., 0] = heatmap(xs[i], ys[i], (size, size))
+    return out
+
+
+def _dihedral_pair(inputs, targets, rng, augment=True):
+    """The same random rotation/flip of inputs and (image) targets."""
+    from ..training.augment import random_dihedral
+
+    if not augment:
+        return inputs, targets
+    n_in = inputs.shape[-1]
+    both, _, _ = random_dihedral(np.concatenate([inputs, targets], -1), rng)
+    return both[..., :n_in], both[..., n_in:]
+
+
+def _detector_loss(y_true, y_pred):
+    """Binary cross-entropy with the centres (a few pixels) weighted up."""
+    import keras
+
+    bce = keras.ops.binary_crossentropy(y_true, y_pred, from_logits=True)
+    return keras.ops.mean((1.0 + 20.0 * y_true) * bce)
+
+
+def detector_task(estimator, train, validation, *, augment=True):
+    """The `~astrodl_plugins.training.mixin.TrainingTask` of the detector."""
+    from ..training.mixin import TrainingTask
+
+    def arrays(split):
+        stamps, truth, _ = split
+        sigma = np.asarray(truth['noise_sigma'])[:, None, None]
+        return ([detector_inputs(stamps, sigma)[..., None]],
+                _stamp_heatmaps(truth, stamps.shape[1]))
+
+    def prepare(inputs, targets, rng):
+        x, y = _dihedral_pair(inputs[0], targets, rng, augment)
+        return [x], y
+
+    return TrainingTask(
+        'detector', lambda: build_detector(tuple(estimator.detector_widths)),
+        arrays(train), arrays(validation), _detector_loss, prepare=prepare,
+        epochs=10, batch_size=64, patience=4, learning_rate=3e-3)
+
+
+def _extractor_arrays(split, rng, jitter):
+    """Extractor inputs (marker jittered by ``jitter`` px) and targets."""
+    stamps, truth, models = split
+    x = np.asarray(truth['x']) + rng.normal(0, jitter, len(truth))
+    y = np.asarray(truth['y']) + rng.normal(0, jitter, len(truth))
+    inputs, scale = extractor_inputs(stamps, np.asarray(truth['noise_sigma']),
+                                     x, y)
+    targets = (models / scale[:, None, None])[..., None].astype(np.float32)
+    return [inputs], targets
+
+
+def extractor_task(estimator, train, validation, *, augment=True, seed=0):
+    """The `~astrodl_plugins.training.mixin.TrainingTask` of the extractor."""
+    import keras
+
+    from ..training.mixin import TrainingTask
+
+    rng = np.random.default_rng(seed)
+    size = estimator.stamp_size
+
+    def prepare(inputs, targets, batch_rng):
+        x, y = _dihedral_pair(inputs[0], targets, batch_rng, augment)
+        return [x], y.reshape(len(y), size * size)
+
+    def prepare_validation(inputs, targets, batch_rng):
+        return inputs, targets.reshape(len(targets), size * size)
+
+    # Markers are jittered by the detector's typical centring error.
+    return TrainingTask(
+        'model', lambda: build_extractor(size, tuple(estimator.widths),
+                                         estimator.dropout),
+        _extractor_arrays(train, rng, 0.3),
+        _extractor_arrays(validation, rng, 0.3),
+        keras.losses.MeanSquaredError(), prepare=prepare,
+        prepare_validation=prepare_validation, epochs=12, batch_size=64,
+        patience=4, learning_rate=2e-3)

@@ -103,6 +103,67 @@ def psf_feature(psf_fwhm):
     return (np.asarray(psf_fwhm, np.float32) / _PSF_SCALE).reshape(-1, 1)
 
 
+def stamp_snr(stamps, errors=None, radius=8):
+    """
+    Matched-filter S/N estimate in the central disc: sqrt(sum (I/s)^2 - N).
+
+    Parameters
+    ----------
+    stamps : `~numpy.ndarray`
+        Shape ``(n, ny, nx)``.
+    errors : `~numpy.ndarray`, optional
+        The uncertainty ``s`` of each pixel (or anything that broadcasts
+        to the stamps); default: the MAD noise of each stamp's outer frame
+        (`stamp_scales`).
+    radius : float, optional
+        Radius of the central disc, pixels.
+
+    Returns
+    -------
+    snr : `~numpy.ndarray`
+        Shape ``(n,)``.
+    """
+    size = stamps.shape[-1]
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    disc = np.hypot(xx, yy) <= radius
+    if errors is None:
+        sigma, _ = stamp_scales(stamps)
+        errors = sigma[:, None, None]
+    with np.errstate(all='ignore'):
+        ratio = np.where(disc, stamps / errors, 0.0)
+        chi2 = np.nansum(ratio ** 2, axis=(1, 2)) - disc.sum()
+    return np.sqrt(np.clip(chi2, 0.0, None))
+
+
+def prepare_inputs(stamps, truth, psf_fwhm):
+    """
+    Network inputs and raw targets (before standardization) of labelled
+    stamps.
+    """
+    features, norm, _ = stamp_features(stamps)
+    return [features, psf_feature(psf_fwhm)], encode_targets(truth, norm)
+
+
+def target_statistics(raw_targets):
+    """Mean and standard deviation used to standardize each target."""
+    mean = raw_targets.mean(axis=0)
+    std = np.maximum(raw_targets.std(axis=0), 1e-6)
+    return mean.astype(float).tolist(), std.astype(float).tolist()
+
+
+def destandardize(raw, target_mean, target_std):
+    """
+    ``(n, T, 2 k)`` network outputs -> means and aleatoric variances of
+    the raw targets, each ``(n, T, k)`` (log-variances clipped as in the
+    loss).
+    """
+    k = len(TARGET_NAMES)
+    std = np.asarray(target_std)
+    mean = raw[..., :k] * std + np.asarray(target_mean)
+    variance = np.exp(np.clip(raw[..., k:], -12, 8)) * std ** 2
+    return mean, variance
+
+
 def encode_targets(truth, norm):
     """
     Physical truth -> network targets (before standardization).
@@ -133,7 +194,7 @@ def encode_targets(truth, norm):
 def dihedral_targets(targets, k, flip):
     """
     Transform raw targets for images rotated by ``k`` quarter turns and
-    mirrored along x (see `~astrodl_plugins.training.augment.apply_dihedral`).
+    mirrored along x (see `~astrodl_plugins.core.dihedral.apply_dihedral`).
 
     A quarter turn changes the position angle by 90 deg (2 PA by 180 deg:
     g1, g2 change sign); a mirror along x maps PA -> 180 - PA (g2 changes

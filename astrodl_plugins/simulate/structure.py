@@ -17,13 +17,10 @@ telescope through its WCS. Conventions, shared with the estimator:
   flux profile ``I`` (GalSim's ``addNoiseSNR`` definition).
 """
 
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
-
 import numpy as np
 from astropy.table import QTable
+
+from .common import loguniform, run_jobs
 
 __all__ = ['GALAXY_STRUCTURE_RANGES', 'simulate_galaxy_stamps',
            'sersic_index_grid']
@@ -60,10 +57,6 @@ def sersic_index_grid():
     return np.geomspace(low, high, _N_SERSIC_GRID)
 
 
-def _loguniform(rng, low, high, size=None):
-    return np.exp(rng.uniform(np.log(low), np.log(high), size))
-
-
 def _draw_parameters(rng, n, ranges, neighbour_fraction, max_offset):
     """Draw the truth of ``n`` stamps (vectorized)."""
     grid = sersic_index_grid()
@@ -72,15 +65,15 @@ def _draw_parameters(rng, n, ranges, neighbour_fraction, max_offset):
     betas = np.linspace(*ranges['psf_beta'], _N_BETA_GRID)
     return {
         'sersic_n': grid[rng.integers(grid.size, size=n)],
-        'r_eff': _loguniform(rng, *ranges['r_eff'], n),
+        'r_eff': loguniform(rng, *ranges['r_eff'], n),
         'axis_ratio': rng.uniform(*ranges['axis_ratio'], n),
         'position_angle': rng.uniform(0.0, 180.0, n),
-        'snr': _loguniform(rng, *ranges['snr'], n),
+        'snr': loguniform(rng, *ranges['snr'], n),
         'psf_fwhm': rng.uniform(*ranges['psf_fwhm'], n),
         'psf_beta': betas[rng.integers(betas.size, size=n)],
         'x_offset': rng.uniform(-max_offset, max_offset, n),
         'y_offset': rng.uniform(-max_offset, max_offset, n),
-        'sky_level': _loguniform(rng, 20.0, 2000.0, n),
+        'sky_level': loguniform(rng, 20.0, 2000.0, n),
         'read_noise': rng.uniform(2.0, 10.0, n),
         'has_neighbour': rng.random(n) < neighbour_fraction,
     }
@@ -135,47 +128,13 @@ def _draw_neighbour(galsim, rng, grid, psf, flux, r_eff, stamp_size,
     distance = rng.uniform(max(12.0, 1.5 * r_eff), 40.0)
     angle = rng.uniform(0.0, 2.0 * np.pi)
     neighbour = _sersic(galsim, grid[rng.integers(grid.size)],
-                        _loguniform(rng, 1.0, 10.0), rng.uniform(0.2, 1.0),
+                        loguniform(rng, 1.0, 10.0), rng.uniform(0.2, 1.0),
                         rng.uniform(0.0, 180.0), gsparams)
-    neighbour = neighbour.withFlux(flux * _loguniform(rng, 0.05, 2.0))
+    neighbour = neighbour.withFlux(flux * loguniform(rng, 0.05, 2.0))
     neighbour = neighbour.shift(distance * np.cos(angle),
                                 distance * np.sin(angle))
     return galsim.Convolve([neighbour, psf], gsparams=gsparams).drawImage(
         nx=stamp_size, ny=stamp_size, scale=1.0)
-
-
-def run_jobs(function, jobs, n_processes=None):
-    """
-    Map ``function`` over ``jobs`` in worker processes, in order.
-
-    Forking a process that has loaded TensorFlow (whose threads hold locks)
-    can deadlock the children: then the workers start from a fork server
-    instead (which, like 'spawn', re-imports the main module).
-    """
-    n_processes = n_processes or os.cpu_count() or 1
-    if n_processes > 1 and len(jobs) > 1:
-        threaded = any(name in sys.modules
-                       for name in ('tensorflow', 'torch', 'jax'))
-        context = multiprocessing.get_context('forkserver' if threaded
-                                              else 'fork')
-        with ProcessPoolExecutor(min(n_processes, len(jobs)),
-                                 mp_context=context) as pool:
-            return list(pool.map(_single_threaded_call,
-                                 [(function, job) for job in jobs]))
-    return [function(job) for job in jobs]
-
-
-def _single_threaded_call(args):
-    """Run ``function(job)`` in a worker with GalSim's OpenMP off.
-
-    Each worker already has a core: OpenMP threads on top oversubscribe
-    the machine (measured ~3x slower with 2 workers on 2 cores).
-    """
-    import galsim
-
-    function, job = args
-    with galsim.utilities.single_threaded():
-        return function(job)
 
 
 def simulate_galaxy_stamps(n_stamps, *, seed, stamp_size=64, ranges=None,

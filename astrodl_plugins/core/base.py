@@ -1,0 +1,492 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The base of every estimator: parameters, config, model store, MC engine.
+
+`BaseEstimator` holds what does not depend on the kind of input; the three
+input *families* (`~astrodl_plugins.core.stamps.SourceStampEstimator`,
+`~astrodl_plugins.core.image.ImageToImageEstimator`,
+`~astrodl_plugins.core.series.SeriesEstimator`) add ``predict`` and declare
+the hooks an estimator fills in. See :doc:`/design`.
+"""
+
+import inspect
+import threading
+import time
+from collections import namedtuple
+from importlib import import_module
+
+import numpy as np
+
+from ..exceptions import NotFittedError
+from . import store
+from .flags import SourceFlags, flag_descriptions
+from .table import summarize_draws
+
+__all__ = ['BaseEstimator', 'Draws']
+
+#: What ``_decode`` returns: ``(n, T)`` arrays per output name of the MC
+#: draws of the network's estimate (``values``), of its predicted
+#: (aleatoric) variance, and of predictive draws (estimate plus aleatoric
+#: noise, for the quantiles).
+Draws = namedtuple('Draws', ['values', 'aleatoric', 'predictive'])
+
+
+class BaseEstimator:
+    """
+    Base class of every astrodl_plugins estimator.
+
+    scikit-learn habits: ``__init__`` only stores its keyword arguments;
+    validation happens where data arrive; ``fit`` returns ``self``; fitted
+    state ends in ``_`` (``model_``, ``history_``). keras-hub habits: a
+    trained estimator is saved as a directory (`save`) and loaded by a
+    preset name or that directory (`from_preset`).
+
+    Subclass one of the input families, not this class directly; the
+    family's docstring lists the hooks to write.
+
+    Class attributes (read by the registry, the pipeline and the docs):
+
+    * ``name``: registry name, short kebab-case noun (``'galaxy-structure'``).
+    * ``task``: what it does (``'regression'``, ``'classification'``, ...).
+    * ``version``: the estimator's version string.
+    * ``description``: one line for `~astrodl_plugins.list_estimators`.
+    * ``default_preset``: preset loaded by `~astrodl_plugins.get_estimator`
+      (`None`: the estimator is built with its default parameters).
+    * ``family``: the input family (set by the family class).
+    * ``output_names``: output columns, in table order.
+    * ``networks``: names of the fitted Keras networks; each is the
+      attribute ``<name>_`` and is saved as ``<name>.keras``.
+    * ``predict_options``: estimator keywords of ``predict`` and their
+      defaults; any other keyword is refused with a clear error.
+    * ``flag_names``: the `~astrodl_plugins.core.flags.SourceFlags` bits
+      the estimator can set (listed in ``table.meta['flags']``).
+    * ``range_margins``: quantities checked against the preset's
+      ``valid_ranges`` (see `valid_ranges`), each with the fractional
+      margin allowed below the low and above the high bound (`None`: that
+      side is not checked).
+    * ``periods``: period of each circular output (180 for an axis angle
+      in degrees).
+    """
+
+    name = None
+    task = None
+    version = None
+    description = ''
+    default_preset = None
+    family = None
+    output_names = ()
+    networks = ('model',)
+    predict_options = {}
+    flag_names = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE')
+    range_margins = {}
+    periods = {}
+
+    # -- parameters and config (scikit-learn / keras-hub habits) ---------
+
+    @classmethod
+    def _param_names(cls):
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                 inspect.Parameter.KEYWORD_ONLY)
+        signature = inspect.signature(cls.__init__)
+        return [p.name for p in signature.parameters.values()
+                if p.name != 'self' and p.kind in kinds]
+
+    def get_params(self, deep=True):
+        """
+        Constructor parameters, as a dict.
+
+        Parameters
+        ----------
+        deep : bool, optional
+            Also return the parameters of parameters that are estimators
+            themselves, as ``<parameter>__<name>`` (scikit-learn's rule).
+        """
+        params = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            params[name] = value
+            if deep and hasattr(value, 'get_params') and not isinstance(
+                    value, type):
+                for key, sub in value.get_params(deep=True).items():
+                    params[f'{name}__{key}'] = sub
+        return params
+
+    def set_params(self, **params):
+        """
+        Set constructor parameters; returns ``self``.
+
+        ``<parameter>__<name>`` sets a parameter of a nested estimator.
+        """
+        valid = self._param_names()
+        nested = {}
+        for key, value in params.items():
+            name, _, sub = key.partition('__')
+            if name not in valid:
+                msg = (f'{name!r} is not a parameter of '
+                       f'{type(self).__name__}; valid: {valid}')
+                raise ValueError(msg)
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def __repr__(self):
+        """``Name(param=value)`` with the parameters that differ from the defaults."""
+        signature = inspect.signature(type(self).__init__)
+        changed = []
+        for name in self._param_names():
+            default = signature.parameters[name].default
+            value = getattr(self, name)
+            if default is inspect.Parameter.empty or not _same(value,
+                                                               default):
+                changed.append(f'{name}={value!r}')
+        return f'{type(self).__name__}({", ".join(changed)})'
+
+    def _get_state(self):
+        """Fitted state other than the Keras networks (JSON-serializable)."""
+        return {}
+
+    def _set_state(self, state):
+        """Restore what `_get_state` returned."""
+
+    def get_config(self):
+        """JSON-serializable config: class, parameters and fitted state."""
+        params = {key: list(value) if isinstance(value, tuple) else value
+                  for key, value in self.get_params(deep=False).items()}
+        return {'class': f'{type(self).__module__}.{type(self).__qualname__}',
+                'name': self.name, 'version': self.version, 'params': params,
+                'state': self._get_state(), 'card': getattr(self, 'card_', {})}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild an estimator (without its networks) from `get_config`."""
+        params = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in config.get('params', {}).items()}
+        estimator = cls(**params)
+        estimator._set_state(config.get('state', {}))
+        estimator.card_ = config.get('card', {})
+        return estimator
+
+    @property
+    def valid_ranges(self):
+        """
+        Ranges the model was trained on, from its preset's model card.
+
+        The ``OUT_OF_RANGE`` flag compares the quantities of
+        ``range_margins`` with these ranges. A fine-tuned model keeps the
+        card of the preset it started from; set
+        ``card_['valid_ranges']`` when a model is trained on other data.
+        An estimator without a card checks no range.
+        """
+        ranges = getattr(self, 'card_', {}).get('valid_ranges', {})
+        return {key: tuple(value) for key, value in ranges.items()
+                if isinstance(value, (list, tuple)) and len(value) == 2}
+
+    # -- save and load ----------------------------------------------------
+
+    def save(self, directory, *, overwrite=False):
+        """
+        Save the fitted estimator as a directory usable by `from_preset`.
+
+        Parameters
+        ----------
+        directory : path-like
+            Created if needed; an existing non-empty directory is only
+            replaced with ``overwrite=True``.
+        overwrite : bool, optional
+            Replace an existing directory's files.
+        """
+        self._check_fitted()
+        extra = {name: getattr(self, f'{name}_') for name in self.networks
+                 if name != 'model'}
+        return store.write_saved(directory, self.model_, self.get_config(),
+                                 overwrite=overwrite, extra_models=extra)
+
+    @classmethod
+    def from_preset(cls, preset):
+        """
+        Load a shipped preset, a plugin's preset, or a saved directory.
+
+        Every network file is checked against the preset's sha256 manifest
+        and loaded with Keras' ``safe_mode``; ``.h5`` files are refused.
+
+        Parameters
+        ----------
+        preset : str or path-like
+            Preset name (e.g. ``'galaxy-structure'``) or directory.
+        """
+        directory = store.find_preset(preset)
+        config, model, sha = store.read_saved(directory)
+        target = _class_from_path(config['class'])
+        if not issubclass(target, cls):
+            msg = (f'preset {str(preset)!r} holds a {target.__name__}, not a '
+                   f'{cls.__name__}')
+            raise TypeError(msg)
+        estimator = target.from_config(config)
+        estimator.model_ = model
+        estimator.model_sha256_ = sha
+        for name in target.networks:
+            if name != 'model':
+                setattr(estimator, f'{name}_',
+                        store.read_extra_model(directory, name))
+        return estimator
+
+    # -- the MC-dropout engine ------------------------------------------------
+
+    def mc_engine(self, network='model'):
+        """
+        The `~astrodl_plugins.core.mc.MCDropoutEngine` of a fitted network.
+
+        Built once per network and kept until the network is replaced (a
+        new `fit`).
+
+        Parameters
+        ----------
+        network : str, optional
+            One of ``networks``.
+        """
+        from .mc import MCDropoutEngine
+
+        model = getattr(self, f'{network}_')
+        # A lock per estimator: concurrent first calls build one engine.
+        lock = self.__dict__.setdefault('_engine_lock', threading.Lock())
+        with lock:
+            engines = self.__dict__.setdefault('_engines', {})
+            cached = engines.get(network)
+            if cached is None or cached[0] is not model:
+                cached = (model, MCDropoutEngine(model))
+                engines[network] = cached
+        return cached[1]
+
+    def _forget_engines(self):
+        """Drop the cached engines (their weights are copies): after a fit."""
+        self.__dict__.pop('_engines', None)
+
+    def _sample(self, inputs, context, network='model'):
+        """MC draws ``(n, T, k)`` of a network on the device of ``context``."""
+        import keras
+
+        n_objects = len(inputs[0])
+        bar = None
+        if context.progress_bar:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_objects, desc=self.name, unit='source')
+        try:
+            with keras.device(context.device):
+                return self.mc_engine(network).sample(
+                    inputs, context.n_samples, seed=context.seed,
+                    batch_size=context.batch_size,
+                    progress=None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # -- from network outputs to columns (every family) ------------------
+
+    def _decode(self, raw, context, rng):
+        """
+        Network output draws -> `Draws` per output name, in model units.
+
+        **Required hook.** ``raw`` is ``(n, T, k)`` (the MC draws of the
+        usable sources); ``rng`` is seeded from ``seed`` for predictive
+        draws. Model units are those of the training set (pixels, angles
+        from +x): the range check reads them; `_to_output_units` converts.
+        """
+        msg = f'{type(self).__name__} must implement _decode'
+        raise NotImplementedError(msg)
+
+    def _to_output_units(self, draws, context):
+        """
+        `Draws` in model units -> the table's units and frames (pixels to
+        arcsec, angles east of north...). Default: unchanged.
+        """
+        return draws
+
+    def _output_units(self, context):
+        """Unit of each output column. Default: dimensionless."""
+        from astropy import units as u
+
+        return {name: u.dimensionless_unscaled for name in self.output_names}
+
+    def _error_scale(self, context):
+        """Calibration factor of each ``_err`` (scalar or per source)."""
+        return {}
+
+    def _range_quantities(self, values, context):
+        """
+        Per-source quantities compared with `valid_ranges`: the mean of
+        each output's draws (model units) and the per-source arrays in
+        ``context.aux`` (e.g. ``psf_fwhm``, ``snr``).
+        """
+        quantities = dict(context.aux)
+        quantities.update({key: np.mean(value, axis=-1)
+                           for key, value in values.items()})
+        return quantities
+
+    def _range_flags(self, values, context):
+        """``OUT_OF_RANGE`` bits of the usable sources (see ``range_margins``)."""
+        ranges = self.valid_ranges
+        quantities = self._range_quantities(values, context)
+        out = np.zeros(int(np.count_nonzero(context.usable)), bool)
+        for name, (low_margin, high_margin) in self.range_margins.items():
+            if name not in ranges or name not in quantities:
+                continue
+            low, high = ranges[name]
+            value = np.asarray(quantities[name], np.float64)
+            if low_margin is not None:
+                out |= value < low * (1 - low_margin)
+            if high_margin is not None:
+                out |= value > high * (1 + high_margin)
+        return np.where(out, SourceFlags.OUT_OF_RANGE, 0).astype(np.int32)
+
+    def _extra_columns(self, columns, draws, context):
+        """
+        Final output columns (all sources, NaN where unusable) from the
+        summarized ones and the draws; default: unchanged. The classifiers
+        add ``class`` and the entropies here.
+        """
+        return columns
+
+    def _measure(self, context):
+        """
+        ``context.inputs`` -> output columns, flags and draws of all rows:
+        MC draws of the network, `_decode`, then `_columns_from_draws`.
+        """
+        raw = self._sample(context.inputs, context)
+        rng = np.random.default_rng(context.seed)
+        return self._columns_from_draws(self._decode(raw, context, rng),
+                                        context)
+
+    def _columns_from_draws(self, draws, context):
+        """
+        `Draws` of the usable rows (model units) -> columns, flags, draws.
+
+        Shared by the families: the range check, `_to_output_units`, the
+        summaries (``<name>``, ``_err``, quantiles, uncertainty parts),
+        NaN rows with ``UNUSABLE`` for the unusable ones, `_extra_columns`.
+        """
+        usable = context.usable
+        range_flags = self._range_flags(draws.values, context)
+        draws = self._to_output_units(draws, context)
+        units = self._output_units(context)
+        columns, parts = summarize_draws(
+            draws.values, draws.aleatoric, units=units, periods=self.periods,
+            error_scale=self._error_scale(context),
+            quantiles=context.quantiles, predictive=draws.predictive)
+        if context.uncertainty_parts:
+            for name in draws.values:
+                for part in ('epistemic', 'aleatoric'):
+                    columns[f'{name}_err_{part}'] = (
+                        parts[f'{name}_{part}'] * units[name])
+        flags = context.flags.copy()
+        flags[~usable] |= SourceFlags.UNUSABLE
+        flags[usable] |= range_flags
+        columns = {key: _expand(value.value, usable, value.unit)
+                   for key, value in columns.items()}
+        values = {key: _expand(value, usable, units[key])
+                  for key, value in draws.values.items()}
+        columns = self._extra_columns(columns, values, context)
+        return columns, flags, values
+
+    # -- shared checks and meta --------------------------------------------
+
+    def _is_fitted(self):
+        return all(getattr(self, f'{name}_', None) is not None
+                   for name in self.networks)
+
+    def _check_fitted(self):
+        for name in self.networks:
+            if getattr(self, f'{name}_', None) is None:
+                msg = (f'{type(self).__name__} has no trained {name} network: '
+                       f'load one with from_preset({self.default_preset!r}) '
+                       'or call fit')
+                raise NotFittedError(msg)
+
+    def _options(self, options):
+        """Estimator keywords of ``predict``, defaults filled in; unknown refused."""
+        unknown = sorted(set(options) - set(self.predict_options))
+        if unknown:
+            known = sorted(self.predict_options)
+            msg = (f'{type(self).__name__}.predict got unexpected keyword '
+                   f'argument(s) {unknown}; its own keywords are {known}')
+            raise TypeError(msg)
+        return {**self.predict_options, **options}
+
+    @staticmethod
+    def _check_predict_args(n_samples, batch_size, quantiles, seed):
+        if isinstance(n_samples, bool) or not isinstance(
+                n_samples, (int, np.integer)) or n_samples < 0:
+            msg = f'n_samples must be an integer >= 0, got {n_samples!r}'
+            raise ValueError(msg)
+        if isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size < 1:
+            msg = f'batch_size must be an integer >= 1, got {batch_size!r}'
+            raise ValueError(msg)
+        if quantiles is not None:
+            quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
+            if not all(0.0 < q < 1.0 for q in quantiles):
+                msg = f'quantiles must lie in (0, 1), got {quantiles}'
+                raise ValueError(msg)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**31)
+        elif isinstance(seed, bool) or not isinstance(
+                seed, (int, np.integer)) or seed < 0:
+            msg = f'seed must be None or an integer >= 0, got {seed!r}'
+            raise ValueError(msg)
+        return int(n_samples), int(batch_size), quantiles, int(seed)
+
+    def _extra_meta(self, context):
+        """Estimator-specific entries of ``table.meta``; default none."""
+        return {}
+
+    def _meta(self, context):
+        import keras
+
+        backend = keras.backend.backend()
+        try:
+            backend_version = import_module(backend).__version__
+        except (ImportError, AttributeError):
+            backend_version = 'unknown'
+        meta = {
+            'estimator': self.name,
+            'estimator_version': self.version,
+            'model_sha256': getattr(self, 'model_sha256_', None),
+            'n_samples': context.n_samples,
+            'seed': context.seed,
+            'quantiles': list(context.quantiles or ()),
+            'device': context.device,
+            'backend': backend,
+            'backend_version': backend_version,
+            'keras_version': keras.__version__,
+            'date_predicted': time.strftime('%Y-%m-%dT%H:%M:%S'),
+            'flags': flag_descriptions(self.flag_names),
+        }
+        meta.update(self._extra_meta(context))
+        return meta
+
+
+def _same(value, default):
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except (TypeError, ValueError):
+        return False
+
+
+def _expand(values, usable, unit):
+    """Rows of the usable sources -> all sources, NaN for the others."""
+    out = np.full((len(usable),) + values.shape[1:], np.nan)
+    out[usable] = values
+    return out * unit
+
+
+def _class_from_path(path):
+    module, _, qualname = path.rpartition('.')
+    try:
+        return getattr(import_module(module), qualname)
+    except (ImportError, AttributeError) as exc:
+        msg = f'cannot import estimator class {path!r}: {exc}'
+        raise ValueError(msg) from None

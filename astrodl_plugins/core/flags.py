@@ -1,0 +1,56 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The bits of the ``flag`` column, defined once for every estimator.
+
+`SourceFlags` is an `astropy.nddata.bitmask.BitFlagNameMap`, so a flag
+column can be tested and built by name with astropy's bitmask tools::
+
+    >>> from astropy.nddata.bitmask import bitfield_to_boolean_mask
+    >>> from astrodl_plugins.core.flags import SourceFlags
+    >>> int(SourceFlags.EDGE)
+    2
+    >>> bitfield_to_boolean_mask([0, 2, 6], ignore_flags='~EDGE',
+    ...                          flag_name_map=SourceFlags).tolist()
+    [False, True, True]
+
+Estimators declare the bits they can set (``flag_names``); the table meta
+``flags`` maps each of them to its meaning (`flag_descriptions`).
+"""
+
+from astropy.nddata.bitmask import BitFlagNameMap
+
+__all__ = ['SourceFlags', 'FLAG_NAMES', 'flag_descriptions']
+
+
+class SourceFlags(BitFlagNameMap):
+    """Bits of the ``flag`` column of every estimator's table."""
+
+    MASKED = 1, 'stamp touches masked or non-finite pixels'
+    EDGE = 2, 'stamp cut by the image edge'
+    OUT_OF_RANGE = 4, 'source outside the range the model was trained on'
+    UNUSABLE = 8, 'no usable pixels near the source: outputs are NaN'
+    NO_CENTRE = 16, ('no centre detected in the segment: one child, at the '
+                     'segment centroid')
+
+
+#: Every flag name, in bit order.
+FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE')
+
+
+def flag_descriptions(names=FLAG_NAMES):
+    """
+    ``{bit: meaning}`` of the named flags (the table meta ``flags``).
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Flag names of `SourceFlags`.
+
+    Returns
+    -------
+    descriptions : dict
+        Bit value (`int`) to description, in bit order.
+    """
+    bits = {int(getattr(SourceFlags, name)): getattr(SourceFlags, name).__doc__
+            for name in names}
+    return dict(sorted(bits.items()))

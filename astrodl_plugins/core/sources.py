@@ -1,0 +1,150 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""Where to measure (segmentation image or positions) and the stamps."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+from astropy.nddata.utils import extract_array, overlap_slices
+from astropy.table import Table
+
+from .flags import SourceFlags
+
+__all__ = ['Sources', 'locate_sources', 'cut_stamps']
+
+
+@dataclass
+class Sources:
+    """Where to measure: labels and pixel centroids."""
+
+    label: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+def locate_sources(image, *, segmentation_image=None, positions=None):
+    """
+    Labels and centroids from a segmentation image or from positions.
+
+    Parameters
+    ----------
+    image : `ImageData`
+        From `read_image`.
+    segmentation_image : `~photutils.segmentation.SegmentationImage`
+        One source per label; centroids from
+        `~photutils.segmentation.SourceCatalog`.
+    positions : array, `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
+        ``(N, 2)`` pixel x, y; a table with ``x_centroid``/``y_centroid``;
+        or sky positions (needs a WCS). Labels are 1..N.
+
+    Returns
+    -------
+    sources : `Sources`
+    """
+    if (segmentation_image is None) == (positions is None):
+        msg = 'give exactly one of segmentation_image and positions'
+        raise ValueError(msg)
+    if segmentation_image is not None:
+        return _from_segmentation(image, segmentation_image)
+    xy = _positions_xy(image, positions)
+    ny, nx = image.shape
+    off = ((xy[:, 0] < -0.5) | (xy[:, 0] > nx - 0.5)
+           | (xy[:, 1] < -0.5) | (xy[:, 1] > ny - 0.5) | ~np.isfinite(xy).all(1))
+    if off.any():
+        index = np.flatnonzero(off)
+        msg = (f'positions {index[:10].tolist()} (0-based) lie outside the '
+               f'{nx}x{ny} image')
+        raise ValueError(msg)
+    return Sources(np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1])
+
+
+def _positions_xy(image, positions):
+    from astropy.coordinates import SkyCoord
+
+    if isinstance(positions, SkyCoord):
+        if image.wcs is None:
+            msg = 'positions is a SkyCoord but the data have no WCS'
+            raise ValueError(msg)
+        x, y = image.wcs.world_to_pixel(positions)
+        xy = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
+    elif isinstance(positions, Table):
+        missing = {'x_centroid', 'y_centroid'} - set(positions.colnames)
+        if missing:
+            msg = (f'positions table lacks column(s) {sorted(missing)}; '
+                   f'it has {positions.colnames}')
+            raise ValueError(msg)
+        xy = np.column_stack([u.Quantity(positions['x_centroid']).value,
+                              u.Quantity(positions['y_centroid']).value])
+    else:
+        xy = np.array(positions, dtype=np.float64, ndmin=2)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            msg = f'positions must have shape (N, 2), got {xy.shape}'
+            raise ValueError(msg)
+    if len(xy) == 0:
+        msg = 'positions is empty'
+        raise ValueError(msg)
+    return xy
+
+
+def _from_segmentation(image, segm):
+    from photutils.segmentation import SegmentationImage, SourceCatalog
+
+    if not isinstance(segm, SegmentationImage):
+        msg = (f'segmentation_image must be a photutils SegmentationImage, '
+               f'got {type(segm).__name__}')
+        raise TypeError(msg)
+    if segm.shape != image.shape:
+        msg = (f'segmentation_image has shape {segm.shape}, the data '
+               f'{image.shape}')
+        raise ValueError(msg)
+    data = np.where(image.mask, 0.0, image.data)
+    catalog = SourceCatalog(data, segm, mask=image.mask)
+    x = np.asarray(catalog.x_centroid, dtype=np.float64)
+    y = np.asarray(catalog.y_centroid, dtype=np.float64)
+    # A segment whose pixels are all masked has no centroid: use its bbox.
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        bbox_x = np.array([(b.ixmin + b.ixmax - 1) / 2 for b in segm.bbox])
+        bbox_y = np.array([(b.iymin + b.iymax - 1) / 2 for b in segm.bbox])
+        x[bad], y[bad] = bbox_x[bad], bbox_y[bad]
+    return Sources(np.asarray(segm.labels), x, y)
+
+
+def cut_stamps(image, sources, stamp_size):
+    """
+    Square stamps centred on the nearest pixel to each source.
+
+    Masked and non-finite pixels, and pixels beyond the image edge, are
+    NaN in the stamps.
+
+    Returns
+    -------
+    stamps : `~numpy.ndarray`
+        ``(N, stamp_size, stamp_size)`` float32.
+    errors : `~numpy.ndarray` or None
+        The matching uncertainty (standard deviation) stamps.
+    flags : `~numpy.ndarray`
+        ``MASKED`` and ``EDGE`` bits of `~astrodl_plugins.core.flags.SourceFlags`.
+    """
+    data = np.where(image.mask, np.nan, image.data)
+    shape = (stamp_size, stamp_size)
+    n = len(sources.x)
+    stamps = np.empty((n, stamp_size, stamp_size), np.float32)
+    errors = None if image.error is None else np.empty_like(stamps)
+    flags = np.zeros(n, np.int32)
+    for i, (x, y) in enumerate(zip(sources.x, sources.y)):
+        center = (int(np.floor(y + 0.5)), int(np.floor(x + 0.5)))
+        stamps[i] = extract_array(data, shape, center, mode='partial',
+                                  fill_value=np.nan)
+        if errors is not None:
+            errors[i] = extract_array(image.error, shape, center,
+                                      mode='partial', fill_value=np.nan)
+        large, _ = overlap_slices(data.shape, shape, center, mode='partial')
+        inside = (large[0].stop - large[0].start) * (large[1].stop
+                                                      - large[1].start)
+        if inside < stamp_size * stamp_size:
+            flags[i] |= SourceFlags.EDGE
+        large_mask = image.mask[large]
+        if large_mask.any():
+            flags[i] |= SourceFlags.MASKED
+    return stamps, errors, flags

@@ -1,0 +1,320 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The *source stamps* family: one row per source, measured on a stamp.
+
+``galaxy-structure``, ``star-galaxy`` and ``galaxy-morphology`` are
+fill-ins of `SourceStampEstimator`.
+"""
+
+import warnings
+
+import numpy as np
+
+from ..exceptions import AstrodlUserWarning
+from .base import BaseEstimator
+from .context import PredictContext
+from .dihedral import dihedral_views
+from .flags import SourceFlags
+from .inputs import read_bands, read_image
+from .psf import estimate_psf_fwhm, resolve_psf_fwhm
+from .sources import Sources, cut_stamps, locate_sources
+from .table import build_table, source_columns
+
+__all__ = ['SourceStampEstimator']
+
+_PSF_KEYS = ('PSF_FWHM', 'psf_fwhm', 'FWHM')
+
+
+class SourceStampEstimator(BaseEstimator):
+    """
+    Base class of estimators that measure sources on stamps cut from images.
+
+    `predict` reads the image(s) (unit, mask, uncertainty, WCS), locates
+    the sources (segmentation image or positions), cuts a stamp around
+    each, resolves the PSF, then calls the hooks below; `predict_stamps`
+    enters the same pipeline with stamps already cut.
+
+    Hooks (in call order):
+
+    ``_usable(stamps)``
+        Rows with enough good pixels to measure (default: half the central
+        6x6 pixels finite). The others are NaN rows flagged ``UNUSABLE``.
+    ``_prepare(stamps, errors, context)`` **required**
+        Stamps of the usable rows (``(n, size, size)``, or
+        ``(n, size, size, bands)`` for multi-band estimators; NaN at bad
+        pixels) and their uncertainty stamps (or `None`) -> the list of
+        network inputs. Per-row values needed later go in ``context.aux``.
+        With ``tta=True`` the family feeds the eight orientations of the
+        first input (`~astrodl_plugins.core.dihedral.dihedral_views`).
+    ``_decode(raw, context, rng)`` **required**
+        ``(n, T, k)`` network outputs -> `~astrodl_plugins.core.base.Draws`
+        in model units (with ``tta``, ``n`` is ``8 n`` views to pool with
+        `~astrodl_plugins.core.dihedral.pool_views`).
+    ``_to_output_units``, ``_output_units``, ``_error_scale``,
+    ``_range_quantities``, ``_extra_columns``, ``_extra_meta``
+        Optional; see `~astrodl_plugins.core.base.BaseEstimator`.
+
+    Class attributes of the family: ``stamp_size`` (side of the square
+    stamp, pixels), ``bands`` (band names of a multi-band estimator; empty
+    for one image), ``default_band``, ``psf`` (``'required'``: the PSF FWHM
+    must be given or in ``meta['PSF_FWHM']``; ``'estimate'``: estimated
+    from the image when not given; `None`: not used) and ``supports_tta``.
+    """
+
+    family = 'source stamps'
+    stamp_size = 64
+    bands = ()
+    default_band = None
+    psf = None
+    supports_tta = False
+
+    def predict(self, data, *, segmentation_image=None, positions=None,
+                psf_fwhm=None, bands=None, n_samples=50, seed=None,
+                batch_size=64, device='auto', quantiles=None,
+                progress_bar=False, pixel_scale=None, return_samples=False,
+                uncertainty_parts=False, tta=False, **options):
+        """
+        Measure every source of an image, with MC-dropout uncertainties.
+
+        Parameters
+        ----------
+        data : `~astropy.nddata.NDData`, `~astropy.units.Quantity`, array or list
+            Background-subtracted 2-D image. Unit, mask, uncertainty and
+            WCS are honoured. Multi-band estimators take one image per band
+            (all on one pixel grid) or a cube ``(band, y, x)``.
+        segmentation_image : `~photutils.segmentation.SegmentationImage`, optional
+            One row per label; the ``label`` column equals photutils' label,
+            so the table joins ``SourceCatalog.to_table()``.
+        positions : array, `~astropy.table.Table` or SkyCoord, optional
+            ``(N, 2)`` pixel x, y, a table with ``x_centroid`` and
+            ``y_centroid``, or sky positions (needs a WCS).
+        psf_fwhm : float or `~astropy.units.Quantity`, optional
+            PSF FWHM (pixels, or an angle with a known pixel scale) of the
+            (reference) image. Default: ``data.meta['PSF_FWHM']``; an
+            estimator with ``psf = 'estimate'`` otherwise estimates it from
+            the most compact sources (with a warning).
+        bands : sequence of str, optional
+            Multi-band estimators: the band of each image. Default: the
+            reference band for a single image, else each image's
+            ``meta['BAND']`` or ``meta['FILTER']``.
+        n_samples : int, optional
+            MC-dropout draws; ``0`` is one deterministic pass, dropout off.
+        seed : int, optional
+            Seed of the dropout masks and quantile draws: the same seed
+            gives the same table. `None` draws one (stored in the meta).
+        batch_size : int, optional
+            Sources per batch; memory grows as ``batch_size * n_samples``.
+        device : str, optional
+            ``'auto'``, ``'cpu'``, ``'gpu'`` or ``'gpu:N'``.
+        quantiles : sequence of float, optional
+            Quantiles of each output's predictive distribution, e.g.
+            ``(0.16, 0.84)`` gives ``<name>_q16`` and ``<name>_q84``.
+        progress_bar : bool, optional
+            Show a `tqdm` progress bar.
+        pixel_scale : `~astropy.units.Quantity`, optional
+            Angle per pixel when the data have no celestial WCS.
+        return_samples : bool, optional
+            Also return the MC draws of each output (dict of ``(N, T)``
+            Quantities).
+        uncertainty_parts : bool, optional
+            Add ``<name>_err_epistemic`` (MC-dropout spread) and
+            ``<name>_err_aleatoric`` (predicted noise) columns, before the
+            calibration scale that ``<name>_err`` includes.
+        tta : bool, optional
+            Test-time augmentation (estimators with ``supports_tta``): pool
+            the draws over the eight rotations and flips of each stamp
+            (8 times the cost).
+        **options
+            The estimator's own keywords (its ``predict_options``).
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            ``label``, ``x_centroid``, ``y_centroid``, ``sky_centroid``
+            (with a WCS), each output with ``_err`` (and quantiles), the
+            estimator's extra columns and ``flag`` (bits in
+            ``table.meta['flags']``).
+        """
+        context = self._context(n_samples, seed, batch_size, device,
+                                quantiles, progress_bar, uncertainty_parts,
+                                tta, options)
+        self._read(data, bands, pixel_scale, context)
+        context.sources = locate_sources(
+            context.image, segmentation_image=segmentation_image,
+            positions=positions)
+        stamps, errors = self._cut(context)
+        self._resolve_psf(psf_fwhm, context, estimate=True)
+        return self._finish(stamps, errors, context, return_samples,
+                            leading=self._leading_columns(context))
+
+    def predict_stamps(self, stamps, *, psf_fwhm=None, bands=None,
+                       n_samples=50, seed=None, batch_size=64, device='auto',
+                       quantiles=None, return_samples=False,
+                       uncertainty_parts=False, tta=False, **options):
+        """
+        Measure sources already cut into centred stamps (pixel units).
+
+        The training, calibration and benchmark code use this; so can a
+        user with their own stamps. Keywords as in `predict`; ``psf_fwhm``
+        (pixels, one value or one per stamp) is needed by estimators that
+        use the PSF.
+
+        Parameters
+        ----------
+        stamps : array
+            ``(N, stamp_size, stamp_size)``, or ``(N, stamp_size,
+            stamp_size, B)`` for multi-band estimators; NaN marks bad
+            pixels.
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            As `predict` without positions; lengths in pixels, angles from
+            +x counter-clockwise.
+        """
+        context = self._context(n_samples, seed, batch_size, device,
+                                quantiles, False, uncertainty_parts, tta,
+                                options)
+        stamps = self._stamp_array(stamps, bands, context)
+        n = len(stamps)
+        center = np.full(n, (self.stamp_size - 1) / 2)
+        context.sources = Sources(np.arange(1, n + 1), center, center)
+        finite = np.isfinite(stamps).reshape(n, -1).all(axis=1)
+        context.flags = np.where(finite, 0, SourceFlags.MASKED).astype(
+            np.int32)
+        self._resolve_psf(psf_fwhm, context, estimate=False)
+        return self._finish(stamps, None, context, return_samples,
+                            leading={'label': context.sources.label})
+
+    # -- hooks with defaults -------------------------------------------------
+
+    def _usable(self, stamps):
+        """
+        Rows with at least half the central 6x6 pixels finite (in some
+        band, for multi-band stamps).
+        """
+        good = np.isfinite(_core(stamps)).mean(axis=(1, 2)) >= 0.5
+        return good.any(axis=-1) if good.ndim == 2 else good
+
+    def _prepare(self, stamps, errors, context):
+        """Stamps of the usable rows -> network inputs (required hook)."""
+        msg = f'{type(self).__name__} must implement _prepare'
+        raise NotImplementedError(msg)
+
+    # -- the pipeline ----------------------------------------------------------
+
+    def _context(self, n_samples, seed, batch_size, device, quantiles,
+                 progress_bar, uncertainty_parts, tta, options):
+        from .device import resolve_device
+
+        self._check_fitted()
+        options = self._options(options)
+        if tta and not self.supports_tta:
+            msg = f'{type(self).__name__} does not support tta=True'
+            raise ValueError(msg)
+        options['tta'] = bool(tta)
+        n_samples, batch_size, quantiles, seed = self._check_predict_args(
+            n_samples, batch_size, quantiles, seed)
+        return PredictContext(options, n_samples, seed, batch_size,
+                              resolve_device(device), quantiles,
+                              progress_bar=progress_bar,
+                              uncertainty_parts=uncertainty_parts)
+
+    def _read(self, data, bands, pixel_scale, context):
+        """The image(s), the bands and the reference image."""
+        if not self.bands:
+            if bands is not None:
+                msg = (f'{type(self).__name__} measures one image: bands= '
+                       'is not used')
+                raise ValueError(msg)
+            context.image = read_image(data, pixel_scale=pixel_scale)
+            context.images = [context.image]
+            return
+        images, bands = read_bands(
+            data, bands=bands, known_bands=self.bands,
+            default_band=self.default_band, pixel_scale=pixel_scale)
+        context.images, context.bands = images, bands
+        context.image = (images[bands.index(self.default_band)]
+                         if self.default_band in bands else images[0])
+
+    def _cut(self, context):
+        """Stamps (band axis last for multi-band) and uncertainty stamps."""
+        cuts = [cut_stamps(image, context.sources, self.stamp_size)
+                for image in context.images]
+        context.flags = np.bitwise_or.reduce([flag for _, _, flag in cuts])
+        if not self.bands:
+            stamps, errors, _ = cuts[0]
+            return stamps, errors
+        stamps = np.stack([stamp for stamp, _, _ in cuts], axis=-1)
+        if any(error is None for _, error, _ in cuts):
+            return stamps, None
+        return stamps, np.stack([error for _, error, _ in cuts], axis=-1)
+
+    def _resolve_psf(self, psf_fwhm, context, *, estimate):
+        """PSF FWHM per row, in pixels (``context.psf_fwhm``)."""
+        if self.psf is None:
+            return
+        n = len(context.sources.x)
+        image = context.image
+        meta = {} if image is None else image.meta
+        context.psf_source = 'psf_fwhm'
+        if (estimate and self.psf == 'estimate' and psf_fwhm is None
+                and not any(key in meta for key in _PSF_KEYS)):
+            psf_fwhm = estimate_psf_fwhm(image, context.sources)
+            warnings.warn(f'psf_fwhm not given: estimated {psf_fwhm:.2f} pix '
+                          'from the most compact sources; pass psf_fwhm= '
+                          'for reliable results', AstrodlUserWarning,
+                          stacklevel=3)
+            context.psf_source = 'estimated from the data'
+        context.psf_fwhm = resolve_psf_fwhm(psf_fwhm, image, n)
+
+    def _stamp_array(self, stamps, bands, context):
+        """Check the stamps of `predict_stamps`; a float32 array."""
+        size = self.stamp_size
+        stamps = np.array(stamps, dtype=np.float32, ndmin=3)
+        if not self.bands:
+            if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
+                msg = (f'stamps must have shape (N, {size}, {size}), got '
+                       f'{stamps.shape}')
+                raise ValueError(msg)
+            return stamps
+        if stamps.ndim == 3:
+            stamps = stamps[..., None]
+        if stamps.ndim != 4 or stamps.shape[1:3] != (size, size):
+            msg = (f'stamps must have shape (N, {size}, {size}[, bands]), '
+                   f'got {stamps.shape}')
+            raise ValueError(msg)
+        n_bands = stamps.shape[-1]
+        if bands is None:
+            bands = ((self.default_band,) if n_bands == 1
+                     else self.bands[:n_bands])
+        bands = tuple(bands)
+        if len(bands) != n_bands or not set(bands) <= set(self.bands):
+            msg = (f'bands {bands} do not match the {n_bands} channels or '
+                   f'are not among {self.bands}')
+            raise ValueError(msg)
+        context.bands = bands
+        return stamps
+
+    def _finish(self, stamps, errors, context, return_samples, leading):
+        usable = self._usable(stamps)
+        context.usable = usable
+        inputs = self._prepare(stamps[usable],
+                               None if errors is None else errors[usable],
+                               context)
+        context.inputs = (dihedral_views(inputs) if context.options['tta']
+                          else inputs)
+        columns, flags, draws = self._measure(context)
+        table = build_table(leading, columns, flags, self._meta(context))
+        if return_samples:
+            return table, draws
+        return table
+
+    def _leading_columns(self, context):
+        return source_columns(context.sources, context.image.wcs)
+
+
+def _core(stamps):
+    """The central 6x6 pixels of each stamp (all bands)."""
+    size = stamps.shape[1]
+    return stamps[:, size // 2 - 3:size // 2 + 3, size // 2 - 3:size // 2 + 3]
