@@ -31,7 +31,7 @@ def tiny_stamp():
     """An untrained `TinyStamp` (PSF required, supports tta)."""
     from astrodl_plugins.core.tests import tiny
 
-    return tiny.tiny_stamp()
+    return tiny.make_tiny_stamp()
 
 
 @pytest.fixture(scope='session')
@@ -39,7 +39,7 @@ def tiny_stamp_nopsf():
     """An untrained `TinyStampNoPSF` (no PSF, no tta)."""
     from astrodl_plugins.core.tests import tiny
 
-    return tiny.tiny_stamp(tiny.TinyStampNoPSF)
+    return tiny.make_tiny_stamp(tiny.TinyStampNoPSF)
 
 
 @pytest.fixture(scope='session')
@@ -47,7 +47,7 @@ def tiny_multiband():
     """An untrained `TinyMultiBand` (bands g, r, i)."""
     from astrodl_plugins.core.tests import tiny
 
-    return tiny.tiny_stamp(tiny.TinyMultiBand)
+    return tiny.make_tiny_stamp(tiny.TinyMultiBand)
 
 
 @pytest.fixture(scope='session')
@@ -55,7 +55,7 @@ def tiny_series():
     """An untrained `TinySeries` (1-D inputs)."""
     from astrodl_plugins.core.tests import tiny
 
-    return tiny.tiny_series()
+    return tiny.make_tiny_series()
 
 
 @pytest.fixture(scope='session')
@@ -63,7 +63,7 @@ def tiny_series_pair():
     """An untrained `TinySeriesPair` (two networks)."""
     from astrodl_plugins.core.tests import tiny
 
-    return tiny.tiny_series(tiny.TinySeriesPair)
+    return tiny.make_tiny_series(tiny.TinySeriesPair)
 
 
 @pytest.fixture(scope='session')
@@ -71,7 +71,7 @@ def tiny_segments():
     """An untrained `TinySegments` (image-to-image)."""
     from astrodl_plugins.core.tests import tiny
 
-    return tiny.tiny_segments()
+    return tiny.make_tiny_segments()
 
 
 @pytest.fixture

@@ -137,23 +137,7 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         ``(stamps, labels, psf_fwhm, present)``: stamps in the model's band
         order, class indices, PSF FWHM and band-presence flags per stamp.
         """
-        stamps = np.asarray(stamps, np.float32)
-        if stamps.ndim == 3:
-            stamps = stamps[..., None]
-        size = self.stamp_size
-        if stamps.ndim != 4 or stamps.shape[1:3] != (size, size):
-            msg = (f'stamps must have shape (N, {size}, {size}[, bands]), '
-                   f'got {stamps.shape}')
-            raise ValueError(msg)
-        n_bands = stamps.shape[-1]
-        if bands is None:
-            bands = ((self.default_band,) if n_bands == 1
-                     else self.bands[:n_bands])
-        bands = tuple(bands)
-        if len(bands) != n_bands or not set(bands) <= set(self.bands):
-            msg = (f'bands {bands} do not match the {n_bands} channels or '
-                   f'are not among {self.bands}')
-            raise ValueError(msg)
+        stamps, bands = self._stamp_array(stamps, bands)
         targets = _class_indices(labels, self.classes)
         if len(targets) != len(stamps):
             msg = f'{len(targets)} labels for {len(stamps)} stamps'

@@ -39,6 +39,8 @@ class PredictContext:
         One image per band (multi-band estimators), else ``[image]``.
     bands : tuple of str
         Band of each image, or of each stamp channel.
+    series : list of `~astrodl_plugins.core.series.Series`
+        The 1-D inputs (1-D family).
     sources : `~astrodl_plugins.core.sources.Sources` or None
         Labels and pixel centroids of the rows.
     psf_fwhm : `~numpy.ndarray` or None
@@ -67,6 +69,7 @@ class PredictContext:
     image: object | None = None
     images: list = field(default_factory=list)
     bands: tuple = ()
+    series: list = field(default_factory=list)
     sources: object | None = None
     psf_fwhm: np.ndarray | None = None
     psf_source: str = ''

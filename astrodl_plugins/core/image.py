@@ -17,7 +17,7 @@ from .flags import SourceFlags
 from .inputs import read_image
 from .psf import resolve_psf_fwhm
 from .segmentation import check_segmentation, deblended_segmentation, labels_at
-from .sources import Sources
+from .sources import Sources, positions_xy
 from .table import build_table, source_columns
 
 __all__ = ['ImageToImageEstimator', 'ImageOutput', 'ImageResult']
@@ -239,8 +239,9 @@ class ImageToImageEstimator(BaseEstimator):
             The segments (e.g. from
             `~photutils.segmentation.detect_sources`), or an integer array
             of the same shape as ``data``.
-        positions : array, optional
-            ``(N, 2)`` pixel x, y: work on the segments under them.
+        positions : array, `~astropy.table.Table` or SkyCoord, optional
+            Work on the segments under them: ``(N, 2)`` pixel x, y, a table
+            with ``x_centroid``/``y_centroid``, or sky positions (WCS).
         labels : int or array of int, optional
             The segments to work on (default all); the others are copied.
         psf_fwhm : float or `~astropy.units.Quantity`, optional
@@ -299,7 +300,8 @@ class ImageToImageEstimator(BaseEstimator):
         segm, labels = check_segmentation(segmentation_image, image.shape,
                                           labels)
         if segm is not None and positions is not None:
-            labels = np.unique(labels_at(segm, positions))
+            labels = np.unique(labels_at(segm, positions_xy(image,
+                                                            positions)))
         if segm is None:
             # No segment: an empty table with the columns of a full one.
             empty = np.zeros((0, max(context.n_samples, 1)))

@@ -78,6 +78,8 @@ def read_series(data, *, name='data'):
         if not data:
             msg = f'{name} is an empty list'
             raise ValueError(msg)
+        if all(np.ndim(item) == 0 for item in data):
+            return [_read_one(np.asarray(data), name)]
         return [_read_one(item, f'{name}[{i}]')
                 for i, item in enumerate(data)]
     if not isinstance(data, (NDData, Table)):
@@ -114,7 +116,8 @@ def _read_one(data, name):
         if f'{column}_err' in data.colnames:
             error = np.ma.getdata(u.Quantity(data[f'{column}_err']).value)
         if 'time' in data.colnames:
-            coordinate = np.asarray(data['time'].value, np.float64)
+            # Times of any format or scale, as MJD (days).
+            coordinate, coordinate_unit = data['time'].mjd, u.day
     elif isinstance(data, u.Quantity):
         values, unit = data.value, data.unit
     else:
@@ -200,6 +203,7 @@ class SeriesEstimator(BaseEstimator):
                                  progress_bar=progress_bar,
                                  uncertainty_parts=uncertainty_parts)
         series = read_series(data)
+        context.series = series
         context.flags = np.array([SourceFlags.MASKED if s.mask.any() else 0
                                   for s in series], np.int32)
         context.usable = np.asarray(self._usable(series), bool)

@@ -10,7 +10,7 @@ from astropy.table import Table
 
 from .flags import SourceFlags
 
-__all__ = ['Sources', 'locate_sources', 'cut_stamps']
+__all__ = ['Sources', 'locate_sources', 'positions_xy', 'cut_stamps']
 
 
 @dataclass
@@ -46,7 +46,7 @@ def locate_sources(image, *, segmentation_image=None, positions=None):
         raise ValueError(msg)
     if segmentation_image is not None:
         return _from_segmentation(image, segmentation_image)
-    xy = _positions_xy(image, positions)
+    xy = positions_xy(image, positions)
     ny, nx = image.shape
     off = ((xy[:, 0] < -0.5) | (xy[:, 0] > nx - 0.5)
            | (xy[:, 1] < -0.5) | (xy[:, 1] > ny - 0.5) | ~np.isfinite(xy).all(1))
@@ -58,7 +58,11 @@ def locate_sources(image, *, segmentation_image=None, positions=None):
     return Sources(np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1])
 
 
-def _positions_xy(image, positions):
+def positions_xy(image, positions):
+    """
+    ``(N, 2)`` pixel x, y of positions given as an array, a table with
+    ``x_centroid`` and ``y_centroid``, or a SkyCoord (through the WCS).
+    """
     from astropy.coordinates import SkyCoord
 
     if isinstance(positions, SkyCoord):

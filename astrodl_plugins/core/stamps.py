@@ -175,11 +175,11 @@ class SourceStampEstimator(BaseEstimator):
         context = self._context(n_samples, seed, batch_size, device,
                                 quantiles, False, uncertainty_parts, tta,
                                 options)
-        stamps = self._stamp_array(stamps, bands, context)
+        stamps, context.bands = self._stamp_array(stamps, bands)
         n = len(stamps)
         center = np.full(n, (self.stamp_size - 1) / 2)
         context.sources = Sources(np.arange(1, n + 1), center, center)
-        finite = np.isfinite(stamps).reshape(n, -1).all(axis=1)
+        finite = np.isfinite(stamps).all(axis=tuple(range(1, stamps.ndim)))
         context.flags = np.where(finite, 0, SourceFlags.MASKED).astype(
             np.int32)
         self._resolve_psf(psf_fwhm, context, estimate=False)
@@ -268,8 +268,12 @@ class SourceStampEstimator(BaseEstimator):
             context.psf_source = 'estimated from the data'
         context.psf_fwhm = resolve_psf_fwhm(psf_fwhm, image, n)
 
-    def _stamp_array(self, stamps, bands, context):
-        """Check the stamps of `predict_stamps`; a float32 array."""
+    def _stamp_array(self, stamps, bands=None):
+        """
+        Check stamps given directly (`predict_stamps`, ``fit``): a float32
+        array, with a band axis last for multi-band estimators, and the
+        band of each channel.
+        """
         size = self.stamp_size
         stamps = np.array(stamps, dtype=np.float32, ndmin=3)
         if not self.bands:
@@ -277,7 +281,7 @@ class SourceStampEstimator(BaseEstimator):
                 msg = (f'stamps must have shape (N, {size}, {size}), got '
                        f'{stamps.shape}')
                 raise ValueError(msg)
-            return stamps
+            return stamps, ()
         if stamps.ndim == 3:
             stamps = stamps[..., None]
         if stamps.ndim != 4 or stamps.shape[1:3] != (size, size):
@@ -293,8 +297,7 @@ class SourceStampEstimator(BaseEstimator):
             msg = (f'bands {bands} do not match the {n_bands} channels or '
                    f'are not among {self.bands}')
             raise ValueError(msg)
-        context.bands = bands
-        return stamps
+        return stamps, bands
 
     def _finish(self, stamps, errors, context, return_samples, leading):
         usable = self._usable(stamps)

@@ -77,6 +77,35 @@ class TestEstimatorContract:
         again = cls.from_config(copy.deepcopy(config)).get_config()
         assert again == config
 
+    def test_declared_shape(self, estimator):
+        from astrodl_plugins.core import (
+            ImageToImageEstimator,
+            SeriesEstimator,
+            SourceStampEstimator,
+        )
+        from astrodl_plugins.core.flags import FLAG_NAMES
+
+        families = [family for family in (SourceStampEstimator,
+                                          ImageToImageEstimator,
+                                          SeriesEstimator)
+                    if isinstance(estimator, family)]
+        assert len(families) == 1
+        assert type(estimator).predict is families[0].predict
+        assert set(estimator.flag_names) <= set(FLAG_NAMES)
+        assert estimator.valid_ranges, 'the preset card has valid_ranges'
+        assert set(estimator.range_margins) <= set(estimator.valid_ranges)
+        assert repr(estimator).startswith(type(estimator).__name__ + '(')
+
+    def test_save_and_reload_give_the_same_table(self, estimator, tmp_path):
+        loaded = type(estimator).from_preset(estimator.save(tmp_path / 'p'))
+        a = estimator.predict(_image(), **_where(estimator), n_samples=4,
+                              seed=3)
+        b = loaded.predict(_image(), **_where(estimator), n_samples=4,
+                           seed=3)
+        for name in estimator.output_names:
+            assert np.array_equal(a[name], b[name], equal_nan=True)
+        assert np.array_equal(a['flag'], b['flag'])
+
     def test_table_layout_and_units(self, estimator):
         table = estimator.predict(_image(), **_where(estimator), n_samples=5,
                                   seed=0, quantiles=(0.16, 0.84))

@@ -130,13 +130,15 @@ class TrainableMixin:
         if new:
             keras.utils.set_random_seed(seed)
         histories = {}
+        networks = {}
         for task in self._training_tasks(train, validation, new=new,
                                          augment=augment, seed=seed):
-            attribute = f'{task.network}_'
             if new:
                 keras.utils.set_random_seed(seed)
-                setattr(self, attribute, task.build())
-            network = getattr(self, attribute)
+                network = task.build()
+            else:
+                network = getattr(self, f'{task.network}_')
+            # Checked before anything is trained or stored.
             self._freeze(network, freeze)
             rate = learning_rate or (task.learning_rate if new
                                      else task.learning_rate / 10)
@@ -152,6 +154,10 @@ class TrainableMixin:
             finally:
                 for layer in network.layers:
                     layer.trainable = True
+            networks[task.network] = network
+        # The estimator changes only once every network is trained.
+        for name, network in networks.items():
+            setattr(self, f'{name}_', network)
         self.history_ = (histories if len(histories) > 1
                          else next(iter(histories.values())))
         self._forget_engines()

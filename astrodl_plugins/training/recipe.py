@@ -85,7 +85,8 @@ class Recipe:
                 'validation_seed': seed + 1}
         if test is not None:
             card.update(n_test=len(test[0]), test_seed=seed + 2)
-        card['stamp_size'] = estimator.stamp_size
+        if hasattr(estimator, 'stamp_size'):
+            card['stamp_size'] = estimator.stamp_size
         return card
 
     def run(self, *, output, n_train=None, seed=1, n_validation=None,
@@ -127,16 +128,17 @@ class Recipe:
         from .fit import plot_history
 
         output = check_output_directory(output, overwrite)
-        n_train = n_train or self.n_train
+        n_train = self.n_train if n_train is None else n_train
+        n_validation = (self.n_validation if n_validation is None
+                        else n_validation)
+        n_test = self.n_test if n_test is None else n_test
         epochs = epochs or self.epochs
         refine_epochs = (self.refine_epochs if refine_epochs is None
                          else refine_epochs)
         refine_rate = refine_learning_rate or self.refine_learning_rate
         train = self.simulate(n_train, seed, cache_dir)
-        validation = self.simulate(n_validation or self.n_validation,
-                                   seed + 1, cache_dir)
-        test = (self.simulate(n_test or self.n_test, seed + 2, cache_dir)
-                if (n_test or self.n_test) else None)
+        validation = self.simulate(n_validation, seed + 1, cache_dir)
+        test = self.simulate(n_test, seed + 2, cache_dir) if n_test else None
         start = time.perf_counter()
         estimator = self.make_estimator()
         self.fit_stage(estimator, train, validation, epochs=epochs,

@@ -1,20 +1,23 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Multi-band source-stamp estimators (class attribute ``bands``)."""
+"""read_bands, and multi-band source-stamp estimators (``bands``)."""
 
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.nddata import CCDData, NDData
+from astropy.nddata import CCDData, NDData, StdDevUncertainty
 
 from astrodl_plugins.core.flags import SourceFlags
+from astrodl_plugins.core.inputs import ImageData, read_bands
 from astrodl_plugins.core.tests.tiny import (
     CENTERS,
     SCALE,
     STAMP,
     blob_stamps,
     image_data,
-    make_ccd,
     make_wcs,
+)
+from astrodl_plugins.core.tests.tiny import (
+    SHAPE as IMAGE_SHAPE,
 )
 
 KWARGS = dict(n_samples=5, seed=2, psf_fwhm=3.0)
@@ -249,3 +252,71 @@ class TestPredictStamps:
             stamps, tta=True, return_samples=True, **KWARGS)
         assert samples['size'].shape == (2, 8 * KWARGS['n_samples'])
         assert np.isfinite(table['size']).all()
+
+
+class TestReadBands:
+    kwargs = dict(known_bands=('g', 'r', 'i'), default_band='r')
+
+    def test_single_image_default_band(self):
+        images, bands = read_bands(image_data(), **self.kwargs)
+        assert bands == ('r',)
+        assert len(images) == 1 and isinstance(images[0], ImageData)
+
+    def test_single_image_named(self):
+        _, bands = read_bands(image_data(), bands='i', **self.kwargs)
+        assert bands == ('i',)
+
+    def test_string_of_band_letters(self):
+        _, bands = read_bands([image_data(), image_data()], bands='gi', **self.kwargs)
+        assert bands == ('g', 'i')
+
+    def test_meta_filter(self):
+        items = [CCDData(image_data(), unit='adu', meta={'FILTER': ' i '}),
+                 CCDData(image_data(), unit='adu', meta={'BAND': 'g'})]
+        _, bands = read_bands(items, **self.kwargs)
+        assert bands == ('i', 'g')
+
+    def test_units_converted_to_first(self):
+        error = np.full(IMAGE_SHAPE, 2.0)
+        items = [NDData(image_data(), unit='Jy'),
+                 NDData(np.ones(IMAGE_SHAPE), unit='mJy',
+                        uncertainty=StdDevUncertainty(error))]
+        images, _ = read_bands(items, bands=('g', 'r'), **self.kwargs)
+        assert images[1].unit == u.Jy
+        np.testing.assert_allclose(images[1].data, 1e-3)
+        np.testing.assert_allclose(images[1].error, 2e-3)
+        # The caller's arrays are not scaled.
+        np.testing.assert_array_equal(items[1].data, 1.0)
+
+    def test_cube_nddata(self):
+        cube = np.stack([image_data(), 2 * image_data(), 3 * image_data()])
+        mask = np.zeros(cube.shape, bool)
+        mask[1, 3, 4] = True
+        nd = NDData(cube, unit='adu', mask=mask,
+                    uncertainty=StdDevUncertainty(np.ones(cube.shape)))
+        images, bands = read_bands(nd, bands=('g', 'r', 'i'), **self.kwargs)
+        assert bands == ('g', 'r', 'i')
+        np.testing.assert_array_equal(images[2].data, 3 * image_data())
+        assert images[1].mask[3, 4] and not images[0].mask.any()
+        np.testing.assert_array_equal(images[0].error, 1.0)
+
+    def test_cube_quantity(self):
+        cube = np.stack([image_data(), image_data()]) * u.Jy
+        images, _ = read_bands(cube, bands=('r', 'g'), **self.kwargs)
+        assert [image.unit for image in images] == [u.Jy, u.Jy]
+
+    def test_same_wcs_accepted(self):
+        items = [CCDData(image_data(), unit='adu', wcs=make_wcs()),
+                 CCDData(image_data(), unit='adu', wcs=make_wcs())]
+        images, _ = read_bands(items, bands=('g', 'r'), **self.kwargs)
+        assert images[0].pixel_scale == images[1].pixel_scale
+
+    def test_names_in_errors(self):
+        with pytest.raises(TypeError, match=r"data\['i'\] must be numeric"):
+            read_bands([image_data(), np.ones(IMAGE_SHAPE, bool)], bands=('g', 'i'),
+                       **self.kwargs)
+
+    def test_wrong_number_of_names(self):
+        with pytest.raises(ValueError, match='bands has 1 names for 2 '
+                                             'images'):
+            read_bands([image_data(), image_data()], bands=['g'], **self.kwargs)

@@ -21,8 +21,8 @@ from astrodl_plugins.core.tests.tiny import (
     TinyStamp,
     build_series_network,
     level_series,
-    tiny_series,
-    tiny_stamp,
+    make_tiny_series,
+    make_tiny_stamp,
 )
 from astrodl_plugins.exceptions import ModelIntegrityError, NotFittedError
 
@@ -109,11 +109,11 @@ class TestRepr:
 
 class TestConfig:
     def test_get_config(self):
-        estimator = tiny_stamp(dense=8)
+        estimator = make_tiny_stamp(dense=8)
         estimator.error_scale_ = {'flux': 1.5}
         config = estimator.get_config()
         assert config['class'] == \
-            'astrodl_plugins.core.tests.tiny.TinyStamp'
+            'astrodl_plugins.core.tests.tiny.stamps.TinyStamp'
         assert config['name'] == 'tiny-stamp'
         assert config['version'] == '0.1'
         assert config['params'] == {'stamp_size': 16, 'widths': [4, 8],
@@ -123,7 +123,7 @@ class TestConfig:
         json.dumps(config)
 
     def test_from_config(self, tmp_path):
-        estimator = tiny_stamp(dense=8)
+        estimator = make_tiny_stamp(dense=8)
         estimator.error_scale_ = {'flux': 1.5}
         config = json.loads(json.dumps(estimator.get_config()))
         clone = TinyStamp.from_config(config)
@@ -195,7 +195,7 @@ class TestFlags:
 
 @pytest.fixture(scope='module')
 def pair():
-    estimator = tiny_series(TinySeriesPair, dense=8)
+    estimator = make_tiny_series(TinySeriesPair, dense=8)
     estimator.card_['summary'] = 'two networks'
     return estimator
 
@@ -203,6 +203,14 @@ def pair():
 @pytest.fixture(scope='module')
 def saved(pair, tmp_path_factory):
     return pair.save(tmp_path_factory.mktemp('pair') / 'preset')
+
+
+def copy_preset(saved, tmp_path):
+    target = tmp_path / 'copy'
+    target.mkdir()
+    for path in saved.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
 
 
 class TestSaveLoadTwoNetworks:
@@ -243,10 +251,7 @@ class TestSaveLoadTwoNetworks:
             SourceStampEstimator.from_preset(saved)
 
     def test_tampered_extra(self, saved, tmp_path):
-        target = tmp_path / 'copy'
-        target.mkdir()
-        for path in saved.iterdir():
-            (target / path.name).write_bytes(path.read_bytes())
+        target = copy_preset(saved, tmp_path)
         content = bytearray((target / 'other.keras').read_bytes())
         content[len(content) // 2] ^= 0x01
         (target / 'other.keras').write_bytes(bytes(content))
@@ -255,11 +260,8 @@ class TestSaveLoadTwoNetworks:
             TinySeriesPair.from_preset(target)
 
     def test_missing_extra(self, saved, tmp_path):
-        target = tmp_path / 'copy'
-        target.mkdir()
-        for path in saved.iterdir():
-            if path.name != 'other.keras':
-                (target / path.name).write_bytes(path.read_bytes())
+        target = copy_preset(saved, tmp_path)
+        (target / 'other.keras').unlink()
         with pytest.raises(ModelIntegrityError, match='missing or not in the '
                                                       'manifest'):
             TinySeriesPair.from_preset(target)
@@ -270,7 +272,7 @@ class TestSaveLoadTwoNetworks:
             store.read_extra_model(saved, 'third')
 
     def test_one_network_missing(self, tmp_path):
-        estimator = tiny_series(TinySeriesPair)
+        estimator = make_tiny_series(TinySeriesPair)
         estimator.other_ = None
         with pytest.raises(NotFittedError, match='TinySeriesPair has no '
                                                  'trained other network'):
@@ -279,10 +281,7 @@ class TestSaveLoadTwoNetworks:
             estimator.predict(np.ones((2, 5)))
 
     def test_unimportable_class(self, saved, tmp_path):
-        target = tmp_path / 'copy'
-        target.mkdir()
-        for path in saved.iterdir():
-            (target / path.name).write_bytes(path.read_bytes())
+        target = copy_preset(saved, tmp_path)
         config = json.loads((target / 'config.json').read_text())
         config['class'] = 'astrodl_plugins.core.tests.tiny.NoSuchClass'
         (target / 'config.json').write_text(json.dumps(config))
@@ -298,7 +297,7 @@ class TestSaveLoadTwoNetworks:
 
 class TestMCEngine:
     def test_cached_per_network(self):
-        estimator = tiny_series(TinySeriesPair)
+        estimator = make_tiny_series(TinySeriesPair)
         engine = estimator.mc_engine()
         assert isinstance(engine, MCDropoutEngine)
         assert estimator.mc_engine('model') is engine
@@ -307,13 +306,13 @@ class TestMCEngine:
         assert estimator.mc_engine('other') is other
 
     def test_new_network_new_engine(self):
-        estimator = tiny_series()
+        estimator = make_tiny_series()
         engine = estimator.mc_engine()
         estimator.model_ = estimator.build()
         assert estimator.mc_engine() is not engine
 
     def test_engine_samples_the_network(self):
-        estimator = tiny_series()
+        estimator = make_tiny_series()
         inputs = [np.ones((3, estimator.length), np.float32)]
         draws = estimator.mc_engine().sample(inputs, 4, seed=0)
         assert draws.shape == (3, 4, 2)
@@ -322,7 +321,7 @@ class TestMCEngine:
 
     def test_unknown_network(self):
         with pytest.raises(AttributeError):
-            tiny_series().mc_engine('third')
+            make_tiny_series().mc_engine('third')
 
 
 class TestHooks:
@@ -362,7 +361,7 @@ class TestHooks:
             def _extra_meta(self, context):
                 return {'window': context.options['window']}
 
-        estimator = tiny_series(WithOptions)
+        estimator = make_tiny_series(WithOptions)
         data = np.ones((2, 6))
         assert estimator.predict(data, n_samples=1, seed=0).meta[
             'window'] == 3

@@ -183,6 +183,20 @@ class TestSelection:
                                    positions=positions, **KWARGS)
         np.testing.assert_array_equal(result.table['parent_label'], [2, 9])
 
+    def test_positions_as_sky_and_table(self, estimator):
+        from astropy.table import Table
+
+        ccd = make_ccd()
+        sky = ccd.wcs.pixel_to_world(CENTERS[[2, 0]][:, 0],
+                                     CENTERS[[2, 0]][:, 1])
+        table = Table({'x_centroid': CENTERS[[2, 0]][:, 0],
+                       'y_centroid': CENTERS[[2, 0]][:, 1]})
+        for positions in (sky, table):
+            result = estimator.process(ccd, make_segmentation(),
+                                       positions=positions, **KWARGS)
+            np.testing.assert_array_equal(result.table['parent_label'],
+                                          [2, 9])
+
     def test_positions_off_segments(self, estimator):
         with pytest.raises(ValueError, match=r'positions \[1\] \(0-based\) '
                                              'are outside the image or on '
@@ -221,15 +235,14 @@ class TestSelection:
         assert result.model_images == []
         np.testing.assert_array_equal(result.model_image(SHAPE), 0.0)
 
-    @pytest.mark.xfail(strict=True, reason='core/image.py process(): without '
-                       'segments the ImageOutput has no values, so the '
-                       'empty table lacks the output columns')
-    def test_empty_segmentation_output_columns(self, estimator):
+    def test_empty_segmentation_columns(self, estimator, result):
+        # The empty table has the columns of a full one (row_columns).
         with pytest.warns(AstrodlUserWarning, match='has no source'):
             empty = estimator.process(make_ccd(), np.zeros(SHAPE, int),
                                       quantiles=(0.16, 0.84), **KWARGS)
-        for name in ('flux', 'flux_err', 'flux_q16', 'flux_q84'):
-            assert name in empty.table.colnames
+        assert empty.table.colnames == result.table.colnames
+        assert empty.table['flux'].unit == u.electron / u.s
+        assert empty.draws['flux'].shape == (0, KWARGS['n_samples'])
 
 
 class TestFlags:

@@ -1,7 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
-Tests of the astropy-native inputs: read_image and read_bands
-(core.inputs), locate_sources and cut_stamps (core.sources).
+Tests of the astropy-native inputs: read_image (core.inputs),
+locate_sources and cut_stamps (core.sources). read_bands: test_bands.py.
 """
 
 import copy
@@ -17,7 +17,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from photutils.segmentation import SegmentationImage
 
 from astrodl_plugins.core.flags import SourceFlags
-from astrodl_plugins.core.inputs import ImageData, read_bands, read_image
+from astrodl_plugins.core.inputs import ImageData, read_image
 from astrodl_plugins.core.sources import Sources, cut_stamps, locate_sources
 
 SHAPE = (40, 50)
@@ -469,70 +469,3 @@ class TestCutStamps:
         assert stamps.shape == (3, 6, 6)
         assert flags.shape == (3,) and flags.dtype == np.int32
 
-
-class TestReadBands:
-    kwargs = dict(known_bands=('g', 'r', 'i'), default_band='r')
-
-    def test_single_image_default_band(self):
-        images, bands = read_bands(blobs(), **self.kwargs)
-        assert bands == ('r',)
-        assert len(images) == 1 and isinstance(images[0], ImageData)
-
-    def test_single_image_named(self):
-        _, bands = read_bands(blobs(), bands='i', **self.kwargs)
-        assert bands == ('i',)
-
-    def test_string_of_band_letters(self):
-        _, bands = read_bands([blobs(), blobs()], bands='gi', **self.kwargs)
-        assert bands == ('g', 'i')
-
-    def test_meta_filter(self):
-        items = [CCDData(blobs(), unit='adu', meta={'FILTER': ' i '}),
-                 CCDData(blobs(), unit='adu', meta={'BAND': 'g'})]
-        _, bands = read_bands(items, **self.kwargs)
-        assert bands == ('i', 'g')
-
-    def test_units_converted_to_first(self):
-        error = np.full(SHAPE, 2.0)
-        items = [NDData(blobs(), unit='Jy'),
-                 NDData(np.ones(SHAPE), unit='mJy',
-                        uncertainty=StdDevUncertainty(error))]
-        images, _ = read_bands(items, bands=('g', 'r'), **self.kwargs)
-        assert images[1].unit == u.Jy
-        np.testing.assert_allclose(images[1].data, 1e-3)
-        np.testing.assert_allclose(images[1].error, 2e-3)
-        # The caller's arrays are not scaled.
-        np.testing.assert_array_equal(items[1].data, 1.0)
-
-    def test_cube_nddata(self):
-        cube = np.stack([blobs(), 2 * blobs(), 3 * blobs()])
-        mask = np.zeros(cube.shape, bool)
-        mask[1, 3, 4] = True
-        nd = NDData(cube, unit='adu', mask=mask,
-                    uncertainty=StdDevUncertainty(np.ones(cube.shape)))
-        images, bands = read_bands(nd, bands=('g', 'r', 'i'), **self.kwargs)
-        assert bands == ('g', 'r', 'i')
-        np.testing.assert_array_equal(images[2].data, 3 * blobs())
-        assert images[1].mask[3, 4] and not images[0].mask.any()
-        np.testing.assert_array_equal(images[0].error, 1.0)
-
-    def test_cube_quantity(self):
-        cube = np.stack([blobs(), blobs()]) * u.Jy
-        images, _ = read_bands(cube, bands=('r', 'g'), **self.kwargs)
-        assert [image.unit for image in images] == [u.Jy, u.Jy]
-
-    def test_same_wcs_accepted(self):
-        items = [CCDData(blobs(), unit='adu', wcs=make_wcs()),
-                 CCDData(blobs(), unit='adu', wcs=make_wcs())]
-        images, _ = read_bands(items, bands=('g', 'r'), **self.kwargs)
-        assert images[0].pixel_scale == images[1].pixel_scale
-
-    def test_names_in_errors(self):
-        with pytest.raises(TypeError, match=r"data\['i'\] must be numeric"):
-            read_bands([blobs(), np.ones(SHAPE, bool)], bands=('g', 'i'),
-                       **self.kwargs)
-
-    def test_wrong_number_of_names(self):
-        with pytest.raises(ValueError, match='bands has 1 names for 2 '
-                                             'images'):
-            read_bands([blobs(), blobs()], bands=['g'], **self.kwargs)

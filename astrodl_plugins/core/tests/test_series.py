@@ -59,6 +59,10 @@ class TestReadSeries:
         assert [len(s.values) for s in series] == [3, 7, 2]
         assert series[1].unit == u.m
 
+    def test_list_of_numbers_is_one_series(self):
+        (series,) = read_series([1.0, 2.0, 3.0])
+        np.testing.assert_array_equal(series.values, [1.0, 2.0, 3.0])
+
     def test_quantity(self):
         (series,) = read_series(np.arange(4.0) * u.mJy)
         assert series.unit == u.mJy
@@ -118,15 +122,13 @@ class TestReadSeries:
         np.testing.assert_array_equal(series.coordinate,
                                       59000.0 + np.arange(5))
 
-    @pytest.mark.xfail(raises=ValueError, strict=True,
-                       reason="core/series.py _read_one: data['time'].value "
-                              'of an ISO Time is strings')
     def test_timeseries_iso_time(self):
         ts = TimeSeries(time_start=Time('2020-01-01T00:00:00'),
                         time_delta=1 * u.min, n_samples=4,
                         data={'flux': np.arange(4.0) * u.Jy})
         (series,) = read_series(ts)
         assert np.isfinite(series.coordinate).all()
+        assert series.coordinate_unit == u.day
 
     def test_timeseries_other_flux_column(self):
         ts = TimeSeries(time=Time(np.arange(4.0), format='mjd'),

@@ -10,7 +10,12 @@ from astrodl_plugins.core import store
 from astrodl_plugins.core.base import BaseEstimator
 from astrodl_plugins.core.stamps import SourceStampEstimator
 from astrodl_plugins.core.store import load_keras_model
-from astrodl_plugins.core.tests.tiny import STAMP, TinyStamp, blob_stamps, tiny_stamp
+from astrodl_plugins.core.tests.tiny import (
+    STAMP,
+    TinyStamp,
+    blob_stamps,
+    make_tiny_stamp,
+)
 from astrodl_plugins.exceptions import ModelIntegrityError, NotFittedError
 
 
@@ -29,7 +34,7 @@ def assert_tables_equal(first, second):
 
 @pytest.fixture(scope='module')
 def estimator():
-    estimator = tiny_stamp(dense=8)
+    estimator = make_tiny_stamp(dense=8)
     estimator.error_scale_ = {'flux': 1.25}
     return estimator
 
@@ -57,7 +62,7 @@ class TestSave:
 
     def test_config(self, saved):
         config = json.loads((saved / 'config.json').read_text())
-        assert config['class'] == 'astrodl_plugins.core.tests.tiny.TinyStamp'
+        assert config['class'] == 'astrodl_plugins.core.tests.tiny.stamps.TinyStamp'
         assert config['name'] == 'tiny-stamp'
         assert config['version'] == '0.1'
         assert config['params'] == {'stamp_size': STAMP, 'widths': [4, 8],

@@ -57,11 +57,13 @@ def table(estimator):
 
 class TestColumns:
     def test_columns(self, table):
-        expected = ['label', 'x_centroid', 'y_centroid', 'sky_centroid']
-        for name in OUTPUTS:
-            expected += [name, f'{name}_err', f'{name}_q16', f'{name}_q84']
-        expected.append('flag')
-        assert table.colnames == expected
+        assert GalaxyStructure.output_names == OUTPUTS
+        assert table.colnames[:4] == ['label', 'x_centroid', 'y_centroid',
+                                      'sky_centroid']
+        assert table.colnames[-1] == 'flag'
+        assert table.colnames[4:-1] == [
+            name + suffix for name in OUTPUTS
+            for suffix in ('', '_err', '_q16', '_q84')]
         for name in OUTPUTS:
             assert np.isfinite(table[name]).all(), name
 

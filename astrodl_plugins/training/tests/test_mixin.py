@@ -160,9 +160,6 @@ class TestFreeze:
         for old, new in zip(weights, model.get_weights()):
             np.testing.assert_array_equal(old, new)
 
-    @pytest.mark.xfail(strict=True, reason='training/mixin.py fit(): the new '
-                       'network is set as model_ before _freeze refuses, so '
-                       'a refused fit leaves an untrained "fitted" estimator')
     def test_refused_fit_leaves_estimator_unfitted(self, fake_fit):
         estimator = TinySeries()
         with pytest.raises(ValueError, match='does not support freeze'):

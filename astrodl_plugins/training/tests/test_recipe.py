@@ -221,9 +221,6 @@ class TestTwoNetworksAndRefine:
         loaded = TinySeriesPair.from_preset(tmp_path / 'out')
         assert loaded.card_['training']['model']['epochs_run'] == 2
 
-    @pytest.mark.xfail(strict=True, raises=AttributeError,
-                       reason='training/recipe.py training_data_card reads '
-                       'estimator.stamp_size, which a 1-D estimator lacks')
     def test_default_card_of_a_series_recipe(self, tmp_path):
         class Plain(TinySeriesRecipe):
             training_data_card = Recipe.training_data_card
