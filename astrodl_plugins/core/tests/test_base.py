@@ -20,6 +20,7 @@ from astrodl_plugins.core.tests.tiny import (
     TinySeriesPair,
     TinyStamp,
     build_series_network,
+    copy_saved,
     level_series,
     make_tiny_series,
     make_tiny_stamp,
@@ -205,14 +206,6 @@ def saved(pair, tmp_path_factory):
     return pair.save(tmp_path_factory.mktemp('pair') / 'preset')
 
 
-def copy_preset(saved, tmp_path):
-    target = tmp_path / 'copy'
-    target.mkdir()
-    for path in saved.iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
-    return target
-
-
 class TestSaveLoadTwoNetworks:
     def test_files(self, saved):
         assert sorted(p.name for p in saved.iterdir()) == [
@@ -251,7 +244,7 @@ class TestSaveLoadTwoNetworks:
             SourceStampEstimator.from_preset(saved)
 
     def test_tampered_extra(self, saved, tmp_path):
-        target = copy_preset(saved, tmp_path)
+        target = copy_saved(saved, tmp_path)
         content = bytearray((target / 'other.keras').read_bytes())
         content[len(content) // 2] ^= 0x01
         (target / 'other.keras').write_bytes(bytes(content))
@@ -260,7 +253,7 @@ class TestSaveLoadTwoNetworks:
             TinySeriesPair.from_preset(target)
 
     def test_missing_extra(self, saved, tmp_path):
-        target = copy_preset(saved, tmp_path)
+        target = copy_saved(saved, tmp_path)
         (target / 'other.keras').unlink()
         with pytest.raises(ModelIntegrityError, match='missing or not in the '
                                                       'manifest'):
@@ -281,7 +274,7 @@ class TestSaveLoadTwoNetworks:
             estimator.predict(np.ones((2, 5)))
 
     def test_unimportable_class(self, saved, tmp_path):
-        target = copy_preset(saved, tmp_path)
+        target = copy_saved(saved, tmp_path)
         config = json.loads((target / 'config.json').read_text())
         config['class'] = 'astrodl_plugins.core.tests.tiny.NoSuchClass'
         (target / 'config.json').write_text(json.dumps(config))

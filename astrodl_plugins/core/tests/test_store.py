@@ -14,6 +14,7 @@ from astrodl_plugins.core.tests.tiny import (
     STAMP,
     TinyStamp,
     blob_stamps,
+    copy_saved,
     make_tiny_stamp,
 )
 from astrodl_plugins.exceptions import ModelIntegrityError, NotFittedError
@@ -42,14 +43,6 @@ def estimator():
 @pytest.fixture(scope='module')
 def saved(estimator, tmp_path_factory):
     return estimator.save(tmp_path_factory.mktemp('store') / 'tiny')
-
-
-def copy_saved(saved, tmp_path):
-    target = tmp_path / 'copy'
-    target.mkdir()
-    for path in saved.iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
-    return target
 
 
 class TestSave:

@@ -3,7 +3,8 @@
 
 import numpy as np
 
-__all__ = ['STAMP_OUTPUTS', 'STAMP_KWARGS', 'assert_same_outputs']
+__all__ = ['STAMP_OUTPUTS', 'STAMP_KWARGS', 'assert_same_outputs',
+           'copy_saved']
 
 #: Output names of `TinyStamp`.
 STAMP_OUTPUTS = ('flux', 'size')
@@ -18,3 +19,12 @@ def assert_same_outputs(first, second, names=STAMP_OUTPUTS, **kwargs):
             np.testing.assert_allclose(
                 np.asarray(first[column]), np.asarray(second[column]),
                 err_msg=column, **kwargs)
+
+
+def copy_saved(saved, tmp_path):
+    """A copy of a saved estimator directory, to tamper with."""
+    target = tmp_path / 'copy'
+    target.mkdir()
+    for path in saved.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
