@@ -3,6 +3,7 @@
 The ``astrodl`` command.
 
 Subcommands: ``demo``, ``list``, ``predict``, ``deblend``, ``train``,
+``familiarity``,
 ``make-sample-field``. ``astrodl <subcommand> --help`` describes each.
 """
 
@@ -85,12 +86,14 @@ def _predict(args):
                               n_samples=args.n_samples, seed=args.seed,
                               progress_bar=True, **kwargs)
     table.write(args.output, overwrite=args.overwrite)
-    print(f'{len(table)} sources measured; wrote {args.output}')
+    flagged = np.asarray(table['flag']) > 0
+    print(f'{len(table)} sources measured ({int(flagged.sum())} flagged, '
+          f'see the flag column); wrote {args.output}')
     if multiband:
-        names, counts = np.unique(np.asarray(table['class']),
+        names, counts = np.unique(np.asarray(table['class'])[~flagged],
                                   return_counts=True)
-        print('classes: ' + ', '.join(f'{n or "(unusable)"} {c}'
-                                      for n, c in zip(names, counts)))
+        print('unflagged classes: ' + ', '.join(
+            f'{n or "(unusable)"} {c}' for n, c in zip(names, counts)))
 
 
 def _deblend(args):
@@ -144,18 +147,37 @@ _TRAINERS = {
 }
 
 
-def _train(args):
-    if args.estimator not in _TRAINERS:
-        msg = (f'no training recipe for {args.estimator!r}; available: '
+def _recipe(estimator):
+    if estimator not in _TRAINERS:
+        msg = (f'no training recipe for {estimator!r}; available: '
                f'{sorted(_TRAINERS)}')
         raise ValueError(msg)
     from importlib import import_module
 
-    module, _, name = _TRAINERS[args.estimator].partition(':')
+    module, _, name = _TRAINERS[estimator].partition(':')
     name, _, key = name.partition(':')
     recipe = getattr(import_module(module), name)
-    if key:
-        recipe = recipe[key]
+    return recipe[key] if key else recipe
+
+
+def _familiarity(args):
+    from .core.store import check_output_directory
+    from .registry import get_estimator
+
+    recipe = _recipe(args.estimator)
+    check_output_directory(args.output, args.overwrite)
+    estimator = get_estimator(args.estimator)
+    if not recipe.add_familiarity(estimator, seed=args.seed, n=args.n,
+                                  cache_dir=args.cache_dir):
+        msg = f'{args.estimator!r} has no familiarity model'
+        raise ValueError(msg)
+    estimator.save(args.output, overwrite=args.overwrite)
+    threshold = estimator.card_['familiarity']['threshold']
+    print(f'Saved to {args.output} (ood_score threshold {threshold:.4g}).')
+
+
+def _train(args):
+    recipe = _recipe(args.estimator)
     kwargs = {'seed': args.seed, 'output': args.output,
               'cache_dir': args.cache_dir, 'overwrite': args.overwrite}
     if args.n_train is not None:
@@ -267,6 +289,19 @@ def _parser():
                        help='keep and reuse the simulated sets here')
     train.add_argument('--overwrite', action='store_true')
     train.set_defaults(func=_train)
+
+    familiar = sub.add_parser(
+        'familiarity', help="fit a preset's out-of-distribution model "
+        '(ood_score) on its simulator and save the preset with it')
+    familiar.add_argument('estimator')
+    familiar.add_argument('--seed', type=int, default=1)
+    familiar.add_argument('--n', type=int, default=6000,
+                          help='simulated examples to fit on (half as '
+                          'many calibrate the threshold)')
+    familiar.add_argument('--output', required=True)
+    familiar.add_argument('--cache-dir', default=None)
+    familiar.add_argument('--overwrite', action='store_true')
+    familiar.set_defaults(func=_familiarity)
 
     sample = sub.add_parser('make-sample-field', help='regenerate the '
                             "demo's sample field")

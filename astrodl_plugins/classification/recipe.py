@@ -19,6 +19,7 @@ from ..simulate.classes import BANDS, MORPHOLOGY_RANGES, STAR_GALAXY_RANGES
 from ..training.recipe import Recipe
 from .estimator import GalaxyMorphology, StarGalaxyClassifier
 from .evaluate import (
+    EVALUATED_BAND_SETS,
     baseline_star_galaxy,
     calibrate_temperature,
     evaluate_classifier,
@@ -87,6 +88,19 @@ class ClassifierRecipe(Recipe):
                                           validation[1]['label'],
                                           validation[1]['psf_fwhm']),
             **kwargs)
+
+    def familiarity_features(self, estimator, data):
+        """Features of the stamps in every evaluated band set, labelled."""
+        images, truth = data
+        features, labels = [], []
+        for bands in EVALUATED_BAND_SETS:
+            channels = [BANDS.index(band) for band in bands]
+            found, usable = estimator.network_features(
+                images[..., channels], psf_fwhm=truth['psf_fwhm'],
+                bands=bands)
+            features.append(found)
+            labels.append(np.asarray(truth['label'])[usable])
+        return np.concatenate(features), np.concatenate(labels)
 
     def training_data_card(self, estimator, sets, seed):
         """The base entry with the bands after the simulator."""

@@ -156,9 +156,13 @@ class BaseEstimator:
         """JSON-serializable config: class, parameters and fitted state."""
         params = {key: list(value) if isinstance(value, tuple) else value
                   for key, value in self.get_params(deep=False).items()}
-        return {'class': f'{type(self).__module__}.{type(self).__qualname__}',
-                'name': self.name, 'version': self.version, 'params': params,
-                'state': self._get_state(), 'card': getattr(self, 'card_', {})}
+        config = {'class': f'{type(self).__module__}.{type(self).__qualname__}',
+                  'name': self.name, 'version': self.version,
+                  'params': params, 'state': self._get_state(),
+                  'card': getattr(self, 'card_', {})}
+        if self._familiarity() is not None:
+            config['familiarity'] = self._familiarity().to_dict()
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -168,6 +172,11 @@ class BaseEstimator:
         estimator = cls(**params)
         estimator._set_state(config.get('state', {}))
         estimator.card_ = config.get('card', {})
+        if 'familiarity' in config:
+            from .familiarity import Familiarity
+
+            estimator.familiarity_ = Familiarity.from_dict(
+                config['familiarity'])
         return estimator
 
     @property
@@ -184,6 +193,47 @@ class BaseEstimator:
         ranges = getattr(self, 'card_', {}).get('valid_ranges', {})
         return {key: tuple(value) for key, value in ranges.items()
                 if isinstance(value, (list, tuple)) and len(value) == 2}
+
+    # -- familiarity (out-of-distribution score) -------------------------
+
+    def _familiarity(self):
+        return getattr(self, 'familiarity_', None)
+
+    def fit_familiarity(self, features, labels=None, held_out=None, *,
+                        n_components=32, quantile=0.99):
+        """
+        Learn how the training data look to the network (``ood_score``).
+
+        Fits a `~astrodl_plugins.core.familiarity.Familiarity` on the
+        network features of simulated training-like inputs (see the
+        family's ``network_features``), calibrated on held-out ones: then
+        every table gets an ``ood_score`` column (1 at the ``quantile`` of
+        the held-out simulations) and rows above 1 are flagged
+        ``UNFAMILIAR``. Saved with the estimator.
+
+        Parameters
+        ----------
+        features : array
+            ``(n, d)`` features of training-like inputs.
+        labels : array, optional
+            Their classes (classifiers: one centre per class).
+        held_out : array, optional
+            Features of other simulated inputs, for the threshold.
+        n_components : int, optional
+            Principal axes kept.
+        quantile : float, optional
+            Fraction of held-out inputs scored at most 1.
+
+        Returns
+        -------
+        self
+        """
+        from .familiarity import Familiarity
+
+        self.familiarity_ = Familiarity.fit(
+            features, labels, held_out, n_components=n_components,
+            quantile=quantile)
+        return self
 
     # -- save and load ----------------------------------------------------
 
@@ -275,15 +325,23 @@ class BaseEstimator:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_objects, desc=self.name, unit='source')
+        collect = [] if self._familiarity() is not None else None
         try:
             with keras.device(context.device):
-                return self.mc_engine(network).sample(
+                raw = self.mc_engine(network).sample(
                     inputs, context.n_samples, seed=context.seed,
                     batch_size=context.batch_size,
-                    progress=None if bar is None else bar.update)
+                    progress=None if bar is None else bar.update,
+                    features=collect)
         finally:
             if bar is not None:
                 bar.close()
+        if collect:
+            # With test-time augmentation the first rows are the stamps as
+            # given (the identity comes first).
+            n = int(np.count_nonzero(context.usable))
+            context.features = np.concatenate(collect)[:n].reshape(n, -1)
+        return raw
 
     # -- from network outputs to columns (every family) ------------------
 
@@ -390,6 +448,13 @@ class BaseEstimator:
         values = {key: _expand(value, usable, units[key])
                   for key, value in draws.values.items()}
         columns = self._extra_columns(columns, values, context)
+        familiarity = self._familiarity()
+        if familiarity is not None and context.features is not None:
+            score = familiarity.score(context.features)
+            columns['ood_score'] = np.full(len(usable), np.nan)
+            columns['ood_score'][usable] = score
+            flags[usable] |= np.where(score > 1, SourceFlags.UNFAMILIAR,
+                                      0).astype(np.int32)
         return columns, flags, values
 
     # -- shared checks and meta --------------------------------------------
@@ -465,6 +530,12 @@ class BaseEstimator:
             'date_predicted': time.strftime('%Y-%m-%dT%H:%M:%S'),
             'flags': flag_descriptions(self.flag_names),
         }
+        if self._familiarity() is not None:
+            meta['ood_score'] = (
+                'distance of the network features to those of the training '
+                'simulations, in units of its '
+                f'{100 * self._familiarity().quantile:g}th percentile on '
+                'held-out simulations; above 1: flag UNFAMILIAR')
         meta.update(self._extra_meta(context))
         return meta
 

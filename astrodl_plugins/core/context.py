@@ -56,6 +56,9 @@ class PredictContext:
     aux : dict
         Per-usable-row arrays computed by ``_prepare`` for the later hooks;
         an entry named like a ``valid_ranges`` key is range-checked.
+    features : `~numpy.ndarray` or None
+        The network's features of the usable rows (the trunk's output),
+        collected while sampling when the estimator has a familiarity model.
     """
 
     options: dict
@@ -77,3 +80,4 @@ class PredictContext:
     usable: np.ndarray | None = None
     inputs: list | None = None
     aux: dict = field(default_factory=dict)
+    features: np.ndarray | None = None

@@ -31,10 +31,15 @@ class SourceFlags(BitFlagNameMap):
     UNUSABLE = 8, 'no usable pixels near the source: outputs are NaN'
     NO_CENTRE = 16, ('no centre detected in the segment: one child, at the '
                      'segment centroid')
+    UNFAMILIAR = 32, ('the stamp is unlike the simulations the model was '
+                      'trained on (ood_score > 1)')
+    PSF_UNCERTAIN = 64, ('the PSF FWHM was estimated from too few point '
+                         'sources or without a clear stellar locus')
 
 
 #: Every flag name, in bit order.
-FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE')
+FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE',
+              'UNFAMILIAR', 'PSF_UNCERTAIN')
 
 
 def flag_descriptions(names=FLAG_NAMES):

@@ -140,7 +140,7 @@ class MCDropoutEngine:
         return (trunk, trunk_index), head, extra
 
     def sample(self, inputs, n_samples, *, seed, batch_size=256,
-               progress=None):
+               progress=None, features=None):
         """
         Run the model ``n_samples`` times with independent dropout masks.
 
@@ -159,6 +159,10 @@ class MCDropoutEngine:
             ``batch_size * n_samples`` rows, which bounds the memory.
         progress : callable, optional
             Called with the number of objects done after each batch.
+        features : list, optional
+            When given (and the model is split), the trunk's output of each
+            batch is appended to it: the features the head sees, computed
+            once anyway (see `features`).
 
         Returns
         -------
@@ -177,7 +181,7 @@ class MCDropoutEngine:
                          for x in inputs]
                 for number, layer in enumerate(self.dropout_layers):
                     layer.reseed(seed * 1_000_003 + index * 101 + number)
-                outputs.append(self._draw_batch(batch, n_draws))
+                outputs.append(self._draw_batch(batch, n_draws, features))
                 if progress is not None:
                     progress(len(batch[0]))
         finally:
@@ -200,7 +204,24 @@ class MCDropoutEngine:
             return np.asarray(model.predict_on_batch(inputs))
         return keras.ops.convert_to_numpy(model(inputs, training=False))
 
-    def _draw_batch(self, batch, n_draws):
+    def features(self, inputs, *, batch_size=256):
+        """
+        The trunk's output (the input of the first `MCDropout`) of each
+        object: deterministic features, or `None` for an unsplit model.
+        """
+        if not self.split:
+            return None
+        trunk, trunk_index = self.trunk
+        out = [np.asarray(trunk.predict_on_batch(
+            [np.asarray(inputs[i][start:start + batch_size])
+             for i in trunk_index]))
+            for start in range(0, len(inputs[0]), batch_size)]
+        if not out:
+            return np.empty((0,) + tuple(trunk.outputs[0].shape[1:]),
+                            np.float32)
+        return np.concatenate(out)
+
+    def _draw_batch(self, batch, n_draws, collect=None):
         size = len(batch[0])
         random = all(layer.mc_enabled for layer in self.dropout_layers)
         if not self.split:
@@ -210,6 +231,8 @@ class MCDropoutEngine:
         trunk, trunk_index = self.trunk
         features = np.asarray(trunk.predict_on_batch(
             [batch[i] for i in trunk_index]))
+        if collect is not None:
+            collect.append(features)
         if n_draws == 1:
             repeated = [features] + [batch[i] for i in self.head_extra]
         else:

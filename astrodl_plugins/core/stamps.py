@@ -16,7 +16,7 @@ from .context import PredictContext
 from .dihedral import dihedral_views
 from .flags import SourceFlags
 from .inputs import read_bands, read_image
-from .psf import estimate_psf_fwhm, resolve_psf_fwhm
+from .psf import estimate_image_psf, resolve_psf_fwhm
 from .sources import Sources, cut_stamps, locate_sources
 from .table import build_table, source_columns
 
@@ -58,10 +58,15 @@ class SourceStampEstimator(BaseEstimator):
     stamp, pixels), ``bands`` (band names of a multi-band estimator; empty
     for one image), ``default_band``, ``psf`` (``'required'``: the PSF FWHM
     must be given or in ``meta['PSF_FWHM']``; ``'estimate'``: estimated
-    from the image when not given; `None`: not used) and ``supports_tta``.
+    from the image's own point sources when not given
+    (`~astrodl_plugins.core.psf.estimate_image_psf`; an uncertain estimate
+    flags every row ``PSF_UNCERTAIN``); `None`: not used) and
+    ``supports_tta``.
     """
 
     family = 'source stamps'
+    flag_names = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'UNFAMILIAR',
+                  'PSF_UNCERTAIN')
     stamp_size = 64
     bands = ()
     default_band = None
@@ -186,6 +191,45 @@ class SourceStampEstimator(BaseEstimator):
         return self._finish(stamps, None, context, return_samples,
                             leading={'label': context.sources.label})
 
+    def network_features(self, stamps, *, psf_fwhm=None, bands=None,
+                         batch_size=256):
+        """
+        The network's features of stamps (for `fit_familiarity`).
+
+        Parameters
+        ----------
+        stamps : array
+            As for `predict_stamps`.
+        psf_fwhm : float or array, optional
+            PSF FWHM in pixels (estimators that use the PSF).
+        bands : sequence of str, optional
+            Band of each channel (multi-band estimators).
+        batch_size : int, optional
+            Stamps per network batch.
+
+        Returns
+        -------
+        features : `~numpy.ndarray` or None
+            ``(n_usable, d)`` trunk outputs (`None` when the network
+            cannot be split at its first MC-dropout layer).
+        usable : `~numpy.ndarray`
+            Which stamps were usable.
+        """
+        context = self._context(0, 0, batch_size, 'cpu', None, False, False,
+                                False, {})
+        stamps, context.bands = self._stamp_array(stamps, bands)
+        n = len(stamps)
+        center = np.full(n, (self.stamp_size - 1) / 2)
+        context.sources = Sources(np.arange(1, n + 1), center, center)
+        context.flags = np.zeros(n, np.int32)
+        self._resolve_psf(psf_fwhm, context, estimate=False)
+        context.usable = self._usable(stamps)
+        inputs = self._prepare(stamps[context.usable], None, context)
+        features = self.mc_engine().features(inputs, batch_size=batch_size)
+        if features is not None:
+            features = features.reshape(len(features), -1)
+        return features, context.usable
+
     # -- hooks with defaults -------------------------------------------------
 
     def _usable(self, stamps):
@@ -260,12 +304,15 @@ class SourceStampEstimator(BaseEstimator):
         context.psf_source = 'psf_fwhm'
         if (estimate and self.psf == 'estimate' and psf_fwhm is None
                 and not any(key in meta for key in _PSF_KEYS)):
-            psf_fwhm = estimate_psf_fwhm(image, context.sources)
-            warnings.warn(f'psf_fwhm not given: estimated {psf_fwhm:.2f} pix '
-                          'from the most compact sources; pass psf_fwhm= '
-                          'for reliable results', AstrodlUserWarning,
-                          stacklevel=3)
-            context.psf_source = 'estimated from the data'
+            # From the image's own point sources, never from the targets.
+            found = estimate_image_psf(image)
+            psf_fwhm = found.fwhm
+            context.psf_source = f'{found.description}: {found.fwhm:.3g} pix'
+            if found.uncertain:
+                context.flags |= SourceFlags.PSF_UNCERTAIN
+            warnings.warn(f'psf_fwhm not given: {context.psf_source}; pass '
+                          'psf_fwhm= for reliable results',
+                          AstrodlUserWarning, stacklevel=3)
         context.psf_fwhm = resolve_psf_fwhm(psf_fwhm, image, n)
 
     def _stamp_array(self, stamps, bands=None):

@@ -61,6 +61,13 @@ class GalaxyStructureRecipe(Recipe):
         """The simulator's ranges (pixels)."""
         return dict(GALAXY_STRUCTURE_RANGES)
 
+    def familiarity_features(self, estimator, data):
+        """Features of the simulated stamps (no classes)."""
+        stamps, truth = data
+        features, _ = estimator.network_features(stamps,
+                                                 psf_fwhm=truth['psf_fwhm'])
+        return features, None
+
     def evaluate(self, estimator, validation, test, *, seed):
         """
         ``_err`` scales from the validation set (without and with

@@ -38,6 +38,9 @@ class Recipe:
         Default maximum epochs of the first and second stage (0: none).
     refine_learning_rate : float
         Initial learning rate of the second stage.
+    n_familiarity : int
+        Simulated examples the familiarity model is fitted on (half as many
+        calibrate it).
     """
 
     name = None
@@ -49,6 +52,7 @@ class Recipe:
     epochs = 20
     refine_epochs = 0
     refine_learning_rate = 3e-4
+    n_familiarity = 6000
 
     def simulate(self, n, seed, cache_dir=None):
         """The simulated set of ``n`` examples for ``seed`` (required)."""
@@ -76,6 +80,53 @@ class Recipe:
     def plot(self, estimator, directory, validation, test, *, seed):
         """Write the card's figures into ``directory`` (default: none)."""
 
+    def familiarity_features(self, estimator, data):
+        """
+        ``(features, labels)`` of a simulated set for the familiarity model
+        (``labels`` may be `None`); a recipe without one leaves this
+        method as it is.
+        """
+        return None
+
+    def add_familiarity(self, estimator, *, seed, n=6000, cache_dir=None,
+                        quantile=0.99):
+        """
+        Fit the estimator's familiarity model (``ood_score``) on simulated
+        sets: features of ``n`` examples of seed ``seed + 1``, calibrated
+        on ``n // 2`` of seed ``seed + 2``; the card records how.
+
+        Returns
+        -------
+        done : bool
+            False when the recipe has no ``familiarity_features``.
+        """
+        if type(self).familiarity_features is Recipe.familiarity_features:
+            return False
+        fit_set = self.familiarity_features(
+            estimator, self.simulate(n, seed + 1, cache_dir))
+        if fit_set is None or fit_set[0] is None:
+            return False
+        held_out, _ = self.familiarity_features(
+            estimator, self.simulate(n // 2, seed + 2, cache_dir))
+        estimator.fit_familiarity(*fit_set, held_out=held_out,
+                                  quantile=quantile)
+        card = dict(getattr(estimator, 'card_', {}))
+        card['familiarity'] = {
+            'method': 'Mahalanobis distance of the network features (the '
+                      'input of the first MC-dropout layer) to the '
+                      'class-conditional Gaussians of simulated training '
+                      'data, in 32 principal components plus the residual '
+                      '(Lee et al. 2018)',
+            'command': (f'astrodl familiarity {self.name} --seed {seed} '
+                        f'--n {n} --output DIR'),
+            'n_fit': len(fit_set[0]), 'fit_seed': seed + 1,
+            'n_calibration': len(held_out), 'calibration_seed': seed + 2,
+            'quantile': quantile,
+            'threshold': estimator.familiarity_.threshold,
+        }
+        estimator.card_ = card
+        return True
+
     def training_data_card(self, estimator, sets, seed):
         """The card's ``training_data`` entry."""
         train, validation, test = sets
@@ -91,8 +142,8 @@ class Recipe:
 
     def run(self, *, output, n_train=None, seed=1, n_validation=None,
             n_test=None, epochs=None, refine_epochs=None,
-            refine_learning_rate=None, cache_dir=None, overwrite=False,
-            verbose=2, **fit_kwargs):
+            refine_learning_rate=None, n_familiarity=None, cache_dir=None,
+            overwrite=False, verbose=2, **fit_kwargs):
         """
         Simulate, train, calibrate, evaluate and save the preset.
 
@@ -110,6 +161,8 @@ class Recipe:
             Maximum epochs of the two stages (default: the recipe's).
         refine_learning_rate : float, optional
             Initial learning rate of the second stage.
+        n_familiarity : int, optional
+            Examples for the familiarity model (default: the recipe's).
         cache_dir : path-like, optional
             Keep the simulated sets there and reuse them.
         overwrite : bool, optional
@@ -169,6 +222,8 @@ class Recipe:
         # The evaluation runs with the card's ranges (range flags).
         estimator.card_ = card
         card.update(self.evaluate(estimator, validation, test, seed=seed))
+        self.add_familiarity(estimator, seed=seed, cache_dir=cache_dir,
+                             n=n_familiarity or self.n_familiarity)
         directory = Path(estimator.save(output, overwrite=overwrite))
         for name, network_history in _histories(history):
             plot_history(network_history, directory / name,

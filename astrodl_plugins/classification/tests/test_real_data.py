@@ -46,11 +46,49 @@ def _brightest(table, snr, name, n=60):
     return np.mean(classes == name)
 
 
-def test_spitzer_brightest_sources_are_mostly_stars():
+def _stars_or_flagged(table):
+    return np.mean((table['class'] == 'star') | (table['flag'] > 0))
+
+
+def test_spitzer_sources_are_stars_or_flagged():
+    # A Galactic-plane field: nearly every source is a star. The PSF comes
+    # from the image's own point sources; the sources the model does not
+    # recognise are flagged UNFAMILIAR instead of called galaxies.
     table, snr = _classify(read_shared('spitzer_example_image.fits'))
     assert len(table) > 1000
-    assert table.meta['psf_fwhm_source'] == 'estimated from the data'
+    assert table.meta['psf_fwhm_source'].startswith('estimated from ')
+    assert 'point sources found in the image' in (
+        table.meta['psf_fwhm_source'])
+    assert _stars_or_flagged(table) >= 0.85
+    assert np.mean(table['flag'] & SourceFlags.UNFAMILIAR > 0) >= 0.5
     assert _brightest(table, snr, 'star') >= 0.5
+
+
+def test_galactic_centre_is_stars_or_flagged():
+    # 2MASS J: crowded and undersampled (PSF about 0.7 pixel, below the
+    # trained range): every row is flagged or a star.
+    table, _ = _classify(read_shared('gc_2mass_j.fits', unit='adu'))
+    assert len(table) > 500
+    assert _stars_or_flagged(table) >= 0.95
+
+
+def test_galaxies_asked_by_position_are_not_confident_stars():
+    # The PSF must not come from the targets: asking about galaxies alone
+    # once made every galaxy look point-like.
+    from astrodl_plugins.datasets import load_sample_field
+
+    ccd, truth = load_sample_field()
+    ccd.meta.pop('PSF_FWHM')
+    subtracted, _, _ = subtract_background_and_detect(ccd)
+    galaxies = truth[truth['kind'] == 'galaxy']
+    galaxies = galaxies[np.argsort(-np.asarray(galaxies['flux']))][:3]
+    est = adl.get_estimator('star-galaxy')
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', 'psf_fwhm not given')
+        table = est.predict(subtracted, positions=np.column_stack(
+            [galaxies['x'], galaxies['y']]), n_samples=10, seed=0)
+    confident_stars = (table['class'] == 'star') & (table['flag'] == 0)
+    assert not confident_stars.any()
 
 
 def test_m13_psf_outside_trained_range_is_flagged():

@@ -10,7 +10,7 @@ from astropy import units as u
 
 from astrodl_plugins.core.flags import SourceFlags
 from astrodl_plugins.core.inputs import read_image
-from astrodl_plugins.core.psf import estimate_psf_fwhm
+from astrodl_plugins.core.psf import estimate_image_psf
 from astrodl_plugins.core.sources import cut_stamps, locate_sources
 from astrodl_plugins.core.tests.tiny import (
     CENTERS,
@@ -152,20 +152,29 @@ def estimating():
 class TestEstimatedPSF:
     """``psf = 'estimate'``: the PSF FWHM from the data when not given."""
 
-    def test_estimated(self, estimating):
+    def test_estimated_from_the_image(self, estimating):
         ccd = make_ccd(meta=False)
-        image = read_image(ccd)
-        fwhm = estimate_psf_fwhm(image, locate_sources(image,
-                                                       positions=CENTERS))
-        with pytest.warns(AstrodlUserWarning, match=rf'psf_fwhm not given: '
-                                                    rf'estimated {fwhm:.2f} '
-                                                    'pix'):
+        found = estimate_image_psf(read_image(ccd))
+        with pytest.warns(AstrodlUserWarning, match='psf_fwhm not given: '
+                          'estimated from 3 point sources found in the '
+                          'image'):
             table = estimating.predict(ccd, positions=CENTERS, **KWARGS)
-        assert table.meta['psf_source'] == 'estimated from the data'
-        given = estimating.predict(ccd, positions=CENTERS, psf_fwhm=fwhm,
-                                   **KWARGS)
+        assert table.meta['psf_source'].startswith('estimated from 3 point')
+        # Three stars are too few: every row says so.
+        assert found.uncertain
+        assert np.all(table['flag'] & SourceFlags.PSF_UNCERTAIN)
+        given = estimating.predict(ccd, positions=CENTERS,
+                                   psf_fwhm=found.fwhm, **KWARGS)
         assert given.meta['psf_source'] == 'psf_fwhm'
         assert_same_outputs(table, given, rtol=0)
+
+    def test_estimate_does_not_depend_on_the_targets(self, estimating):
+        ccd = make_ccd(meta=False)
+        with pytest.warns(AstrodlUserWarning):
+            one = estimating.predict(ccd, positions=CENTERS[:1], **KWARGS)
+        with pytest.warns(AstrodlUserWarning):
+            all_three = estimating.predict(ccd, positions=CENTERS, **KWARGS)
+        assert one.meta['psf_source'] == all_three.meta['psf_source']
 
     def test_meta_or_keyword_not_estimated(self, estimating):
         # No warning (warnings are errors in the test suite).

@@ -129,7 +129,9 @@ class TestMeta:
         assert flags == flag_descriptions(TinyStamp.flag_names)
         assert set(flags) == {int(SourceFlags.MASKED), int(SourceFlags.EDGE),
                               int(SourceFlags.OUT_OF_RANGE),
-                              int(SourceFlags.UNUSABLE)}
+                              int(SourceFlags.UNUSABLE),
+                              int(SourceFlags.UNFAMILIAR),
+                              int(SourceFlags.PSF_UNCERTAIN)}
         assert flags[int(SourceFlags.EDGE)] == SourceFlags.EDGE.__doc__
 
     def test_same_seed_same_table(self, estimator, table):

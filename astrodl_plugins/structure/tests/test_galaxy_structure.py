@@ -165,12 +165,23 @@ class TestFineTuning:
             GalaxyStructure().fit(images, truth, epochs=1)
 
 
+def loaded_has_ood(directory):
+    loaded = GalaxyStructure.from_preset(directory)
+    stamps = np.zeros((1, loaded.stamp_size, loaded.stamp_size), np.float32)
+    stamps[0, 30:34, 30:34] = 50.0
+    table = loaded.predict_stamps(stamps, psf_fwhm=3.0, n_samples=2)
+    return 'ood_score' in table.colnames
+
+
 class TestTrainingRecipe:
     def test_tiny_run_writes_a_loadable_preset(self, tmp_path):
         estimator = train_galaxy_structure(
             n_train=128, seed=5, output=tmp_path / 'model', n_validation=32,
-            n_test=32, epochs=1, refine_epochs=1, verbose=0)
+            n_test=32, epochs=1, refine_epochs=1, n_familiarity=40,
+            verbose=0)
         card = estimator.card_
+        assert card['familiarity']['n_fit'] == 40
+        assert loaded_has_ood(tmp_path / 'model')
         assert card['seed'] == 5
         assert len(estimator.history_['loss']) == 2  # stage 1 + stage 2
         assert card['training']['stage1_epochs'] == 1

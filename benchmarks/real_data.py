@@ -1,0 +1,140 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The star-galaxy classifier on real images: right, flagged, or confidently
+wrong?
+
+For each real image (the project's shared data and scikit-image's Hubble
+Deep Field) this runs what ``astrodl predict star-galaxy IMAGE`` runs:
+photutils background, detection and deblending, then the classifier with
+no PSF given (estimated from the image's own point sources). It prints,
+per field, the fraction of flagged rows, the flag bits, and the fraction
+of *unflagged* rows whose class contradicts the field's truth (Galactic
+plane, Galactic centre and globular-cluster sources are stars; HDF
+sources with a segment of at least 50 pixels are galaxies), and draws the
+classes and flags over the image (``--figures DIR``).
+
+Run from the checkout::
+
+    python benchmarks/real_data.py --data ../shared/data --figures docs/images
+"""
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import CCDData
+
+
+def _read(path, unit):
+    with fits.open(path) as hdul:
+        hdu = next(h for h in hdul if h.data is not None)
+        header = hdu.header
+        data = np.asarray(hdu.data, np.float64)
+    from astropy.wcs import WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        wcs = WCS(header) if 'CTYPE1' in header else None
+    return CCDData(data, unit=header.get('BUNIT', unit) or unit, wcs=wcs)
+
+
+def fields(data_dir):
+    from skimage.data import hubble_deep_field
+
+    data_dir = Path(data_dir)
+    hdf = hubble_deep_field().astype(np.float64).mean(axis=-1)
+    return [
+        ('Spitzer (Galactic plane)', _read(data_dir / 'spitzer_example_image.fits',
+                                           'MJy/sr'), 'star', 0),
+        ('2MASS J (Galactic centre)', _read(data_dir / 'gc_2mass_j.fits', 'adu'),
+         'star', 0),
+        ('2MASS K (Galactic centre)', _read(data_dir / 'gc_2mass_k.fits', 'adu'),
+         'star', 0),
+        ('M13 (globular cluster)', _read(data_dir / 'M13_blue_0001.fits', 'adu'),
+         'star', 0),
+        ('Hubble Deep Field', CCDData(hdf, unit='adu'), 'galaxy', 50),
+    ]
+
+
+def measure(estimator, ccd, truth, min_area):
+    from astrodl_plugins.core.detection import subtract_background_and_detect
+
+    subtracted, segm, catalog = subtract_background_and_detect(ccd,
+                                                               deblend=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        table = estimator.predict(subtracted, segmentation_image=segm,
+                                  n_samples=10, seed=0)
+    select = np.asarray(catalog.area.value) >= min_area
+    flag = np.asarray(table['flag'])[select]
+    wrong = np.asarray(table['class'])[select] != truth
+    unflagged = flag == 0
+    row = {'rows': int(select.sum()),
+           'psf': table.meta['psf_fwhm_source'],
+           'flagged': float(np.mean(~unflagged)),
+           'unfamiliar': float(np.mean(flag & 32 > 0)),
+           'out_of_range': float(np.mean(flag & 4 > 0)),
+           'psf_uncertain': float(np.mean(flag & 64 > 0)),
+           'wrong': float(np.mean(wrong)),
+           'confident_errors': (float(np.sum(wrong & unflagged)
+                                      / unflagged.sum())
+                                if unflagged.any() else 0.0),
+           'stars_or_flagged': float(np.mean((np.asarray(
+               table['class'])[select] == 'star') | ~unflagged))}
+    return row, subtracted, table[select]
+
+
+def plot(ccd, table, title, path):
+    from astropy.visualization import simple_norm
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 6), layout='constrained')
+    axes = figure.add_subplot()
+    data = np.nan_to_num(ccd.data)
+    axes.imshow(data, origin='lower', cmap='gray_r',
+                norm=simple_norm(data, 'asinh', percent=99.5))
+    x = np.asarray(table['x_centroid'].value)
+    y = np.asarray(table['y_centroid'].value)
+    flagged = np.asarray(table['flag']) > 0
+    star = np.asarray(table['class']) == 'star'
+    axes.scatter(x[flagged], y[flagged], s=10, facecolors='none',
+                 edgecolors='0.55', lw=0.6, label='flagged')
+    axes.scatter(x[~flagged & star], y[~flagged & star], s=14, marker='*',
+                 c='tab:blue', label='star (unflagged)')
+    axes.scatter(x[~flagged & ~star], y[~flagged & ~star], s=14, marker='o',
+                 facecolors='none', edgecolors='tab:red',
+                 label='galaxy (unflagged)')
+    axes.set_title(title)
+    axes.legend(loc='upper right', fontsize=8)
+    figure.savefig(path, dpi=90)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', default='../shared/data')
+    parser.add_argument('--figures', default=None)
+    args = parser.parse_args()
+    import astrodl_plugins as adl
+
+    estimator = adl.get_estimator('star-galaxy')
+    header = (f"{'field':28s} {'rows':>5s} {'flagged':>8s} {'OOD':>6s} "
+              f"{'range':>6s} {'PSF?':>6s} {'wrong':>6s} {'conf.err':>9s} "
+              f"{'star|flag':>9s}  PSF")
+    print(header)
+    for name, ccd, truth, min_area in fields(args.data):
+        row, subtracted, table = measure(estimator, ccd, truth, min_area)
+        print(f"{name:28s} {row['rows']:5d} {row['flagged']:8.2f} "
+              f"{row['unfamiliar']:6.2f} {row['out_of_range']:6.2f} "
+              f"{row['psf_uncertain']:6.2f} {row['wrong']:6.2f} "
+              f"{row['confident_errors']:9.2f} {row['stars_or_flagged']:9.2f}"
+              f"  {row['psf']}", flush=True)
+        if args.figures:
+            stem = name.split(' (')[0].lower().replace(' ', '_')
+            plot(subtracted, table, f'star-galaxy on {name}',
+                 Path(args.figures) / f'real_{stem}.png')
+
+
+if __name__ == '__main__':
+    main()
