@@ -57,7 +57,9 @@ def render_model_card(config, image=None):
                          ('Uncertainty calibration (scale of _err)',
                           'error_scale'),
                          ('Uncertainty calibration with tta=True',
-                          'error_scale_tta')):
+                          'error_scale_tta'),
+                         ('Familiarity (ood_score, flag UNFAMILIAR)',
+                          'familiarity')):
         if key in card:
             lines += [heading, '-' * len(heading), '']
             lines += _table(_rows(card[key])) + ['']

@@ -88,6 +88,14 @@ class TestCommands:
         assert main(['train', 'no-such-thing', '--output', 'x']) == 2
         assert 'galaxy-structure' in capsys.readouterr().err
 
+    def test_familiarity_needs_a_model_with_one(self, tmp_path, capsys):
+        assert main(['familiarity', 'no-such-thing', '--output',
+                     str(tmp_path / 'x')]) == 2
+        assert 'galaxy-structure' in capsys.readouterr().err
+        assert main(['familiarity', 'deblender', '--output',
+                     str(tmp_path / 'y')]) == 2
+        assert 'no familiarity model' in capsys.readouterr().err
+
     def test_make_sample_field_is_reproducible(self, tmp_path):
         assert main(['make-sample-field', '--output-dir', str(tmp_path)]) == 0
         ccd, truth = load_sample_field()
