@@ -5,8 +5,7 @@ import numpy as np
 
 from ..core.flags import SourceFlags
 from ..core.image import ImageOutput, ImageResult, ImageToImageEstimator
-from ..core.psf import estimate_psf_fwhm
-from ..core.sources import Sources
+from ..core.psf import estimate_image_psf
 from ..training.mixin import TrainableMixin
 
 __all__ = ['Deblender', 'DeblendResult']
@@ -122,10 +121,11 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
             Angle per pixel when there is no celestial WCS.
         psf_fwhm : float or `~astropy.units.Quantity`, optional
             PSF FWHM (pixels or an angle). Default: ``data.meta['PSF_FWHM']``,
-            or else estimated from the brightest segments with
-            `photutils.psf.fit_fwhm`. When it is wider than the networks
-            were trained on (the preset's ``valid_ranges``), the centres
-            are detected on the image binned by ``ceil(psf_fwhm / 4)``.
+            or else estimated from the image's isolated point sources
+            (`~astrodl_plugins.core.psf.estimate_image_psf`). When it is
+            wider than the networks were trained on (the preset's
+            ``valid_ranges``), the centres are detected on the image binned
+            by ``ceil(psf_fwhm / 4)``.
         fluxes : bool, optional
             Measure fluxes (runs the extractor on every source); `False`
             gives the segmentation only, from one deterministic pass, as
@@ -173,17 +173,10 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
         given = super()._image_psf(psf_fwhm, image, segm)
         if given is not None:
             return given
-        # The 200 largest segments, at the centres of their boxes (fit_fwhm
-        # fits the centre): much cheaper than photutils centroids of all.
-        largest = np.argsort(segm.areas)[::-1][:200]
-        boxes = [segm.slices[i] for i in largest]
-        sources = Sources(segm.labels[largest],
-                          np.array([(b[1].start + b[1].stop - 1) / 2
-                                    for b in boxes]),
-                          np.array([(b[0].start + b[0].stop - 1) / 2
-                                    for b in boxes]))
+        # From the image's isolated point sources, not from the segments
+        # (the fit of a blend is as wide as the blend).
         try:
-            return estimate_psf_fwhm(image, sources, max_sources=50)
+            return estimate_image_psf(image).fwhm
         except ValueError:
             return None
 

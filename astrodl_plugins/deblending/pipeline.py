@@ -36,6 +36,10 @@ def noise_sigma(image, segm_data):
     Background noise per pixel: the image's uncertainty when it has one,
     otherwise a sigma-clipped standard deviation of the pixels outside all
     segments (a scalar).
+
+    A noiseless image (simulated, or a model) has no noise to scale by:
+    it is treated as one of the highest signal-to-noise the networks were
+    trained on, a peak of 300 times the noise.
     """
     from astropy.stats import sigma_clipped_stats
 
@@ -49,8 +53,12 @@ def noise_sigma(image, segm_data):
         values = values[:: values.size // 200_000]
     _, _, std = sigma_clipped_stats(values, sigma=3.0, stdfunc='mad_std')
     if not np.isfinite(std) or std <= 0:
-        std = np.nanstd(values) or 1.0
-    return float(std)
+        std = np.nanstd(values)
+    inside = image.data[(segm_data > 0) & ~image.mask]
+    peak = float(np.nanmax(np.abs(inside))) if inside.size else 0.0
+    if not np.isfinite(std) or std <= 1e-6 * peak:
+        std = peak / 300.0
+    return float(std) if std > 0 else 1.0
 
 def _segment_centroid(data, segm_data, sl, label):
     """Flux-weighted centroid of a segment's positive pixels."""

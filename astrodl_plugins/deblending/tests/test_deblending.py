@@ -478,3 +478,24 @@ class TestRecipe:
                                         'history_model.png', 'example.png'}
         for name in card['figures']:
             assert (output / name).stat().st_size > 0
+
+
+class TestLikePhotutils:
+    """photutils' symmetric-pair case: two equal Gaussians, 3 sigma apart."""
+
+    @pytest.mark.parametrize('sigma', [2.5, 5.0])
+    @pytest.mark.parametrize('noise', [0.0, 0.01])
+    def test_two_equal_gaussians_split(self, sigma, noise):
+        from astropy.modeling.models import Gaussian2D
+        from photutils.segmentation import detect_sources
+
+        yy, xx = np.mgrid[:101, :101]
+        offset = 1.5 * sigma
+        image = (Gaussian2D(1, 50 - offset, 50, sigma, sigma)(xx, yy)
+                 + Gaussian2D(1, 50 + offset, 50, sigma, sigma)(xx, yy))
+        image += np.random.default_rng(0).normal(0, noise, image.shape)
+        segm = detect_sources(image, 0.1, n_pixels=5)
+        children = deblend_sources_dl(image, segm, 5)
+        assert children.n_labels == 2
+        areas = np.sort(children.areas)
+        assert areas[0] / areas[1] > 0.8
