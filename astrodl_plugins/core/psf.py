@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy import units as u
 
-__all__ = ['resolve_psf_fwhm', 'estimate_psf_fwhm', 'estimate_image_psf',
-           'PSFEstimate']
+__all__ = ['resolve_psf_fwhm', 'estimate_image_psf', 'PSFEstimate']
 
 
 @dataclass
@@ -93,55 +92,6 @@ def resolve_psf_fwhm(psf_fwhm, image, n):
         msg = f'{source} must be positive and finite, got {psf_fwhm!r}'
         raise ValueError(msg)
     return pixels.copy()
-
-
-def estimate_psf_fwhm(image, sources, *, max_sources=200):
-    """
-    Estimate the PSF FWHM (pixels) from the most compact bright sources.
-
-    Fits a circular Gaussian (`photutils.psf.fit_fwhm`) at the positions of
-    the brightest sources and returns the 20th percentile of the fitted
-    FWHMs, which is set by the stars (the most compact sources) when the
-    field has some, as SExtractor's ``SEEING_FWHM`` would be.
-
-    Parameters
-    ----------
-    image : `~astrodl_plugins.core.inputs.ImageData`
-        The image.
-    sources : `~astrodl_plugins.core.sources.Sources`
-        Where the sources are.
-    max_sources : int, optional
-        At most this many of the brightest sources are fitted.
-
-    Returns
-    -------
-    fwhm : float
-        Pixels.
-    """
-    from photutils.psf import fit_fwhm
-
-    data = np.where(image.mask, 0.0, image.data)
-    ny, nx = data.shape
-    x = np.clip(np.round(sources.x).astype(int), 0, nx - 1)
-    y = np.clip(np.round(sources.y).astype(int), 0, ny - 1)
-    inside = (x > 6) & (x < nx - 7) & (y > 6) & (y < ny - 7)
-    order = np.argsort(-data[y, x] * inside)[:max_sources]
-    order = order[inside[order]]
-    if order.size == 0:
-        msg = ('cannot estimate the PSF FWHM: no source away from the image '
-               'edges; give psf_fwhm')
-        raise ValueError(msg)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        fwhm = fit_fwhm(data, xypos=np.column_stack([sources.x[order],
-                                                     sources.y[order]]),
-                        fit_shape=11, mask=image.mask)
-    fwhm = np.asarray(fwhm, np.float64)
-    fwhm = fwhm[np.isfinite(fwhm) & (fwhm > 0.5) & (fwhm < 30)]
-    if fwhm.size == 0:
-        msg = 'cannot estimate the PSF FWHM from the sources; give psf_fwhm'
-        raise ValueError(msg)
-    return float(np.percentile(fwhm, 20))
 
 
 def estimate_image_psf(image, *, max_candidates=300, min_stars=5,

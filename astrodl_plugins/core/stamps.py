@@ -97,7 +97,9 @@ class SourceStampEstimator(BaseEstimator):
             PSF FWHM (pixels, or an angle with a known pixel scale) of the
             (reference) image. Default: ``data.meta['PSF_FWHM']``; an
             estimator with ``psf = 'estimate'`` otherwise estimates it from
-            the most compact sources (with a warning).
+            the image's own isolated point sources, never from the sources
+            asked about (with a warning; see
+            `~astrodl_plugins.core.psf.estimate_image_psf`).
         bands : sequence of str, optional
             Multi-band estimators: the band of each image. Default: the
             reference band for a single image, else each image's

@@ -1,5 +1,5 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""The PSF FWHM of an image: resolve_psf_fwhm and estimate_psf_fwhm."""
+"""The PSF FWHM given or in the meta: resolve_psf_fwhm."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,7 @@ from astropy import units as u
 from astropy.nddata import CCDData
 
 from astrodl_plugins.core.inputs import read_image
-from astrodl_plugins.core.psf import estimate_psf_fwhm, resolve_psf_fwhm
-from astrodl_plugins.core.sources import Sources, locate_sources
+from astrodl_plugins.core.psf import resolve_psf_fwhm
 from astrodl_plugins.core.tests.tiny import make_wcs
 
 
@@ -88,40 +87,3 @@ class TestResolve:
         fwhm = resolve_psf_fwhm(value, None, 2)
         fwhm[:] = 0.0
         np.testing.assert_array_equal(value, [2.0, 3.0])
-
-
-def star_field(fwhm, shape=(60, 60), seed=0):
-    rng = np.random.default_rng(seed)
-    sigma = fwhm / 2.3548
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    centers = [(15.2, 14.7), (44.6, 15.3), (30.1, 30.4), (14.8, 45.5),
-               (45.3, 44.9)]
-    data = rng.normal(0.0, 0.5, shape)
-    for x, y in centers:
-        data += 200.0 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2)
-                               / (2 * sigma ** 2))
-    return data, np.array(centers)
-
-
-class TestEstimate:
-    @pytest.mark.parametrize('fwhm', [2.5, 4.0])
-    def test_gaussian_stars(self, fwhm):
-        data, centers = star_field(fwhm)
-        image = read_image(data)
-        sources = locate_sources(image, positions=centers)
-        assert estimate_psf_fwhm(image, sources) == pytest.approx(fwhm,
-                                                                  rel=0.05)
-
-    def test_max_sources(self):
-        data, centers = star_field(3.0)
-        image = read_image(data)
-        sources = locate_sources(image, positions=centers)
-        assert estimate_psf_fwhm(image, sources, max_sources=1) == \
-            pytest.approx(3.0, rel=0.05)
-
-    def test_no_source_away_from_edges(self):
-        data, _ = star_field(3.0)
-        sources = Sources(np.array([1]), np.array([2.0]), np.array([2.0]))
-        with pytest.raises(ValueError, match='no source away from the image '
-                                             'edges'):
-            estimate_psf_fwhm(read_image(data), sources)
