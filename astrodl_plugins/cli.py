@@ -167,8 +167,8 @@ def _familiarity(args):
     recipe = _recipe(args.estimator)
     check_output_directory(args.output, args.overwrite)
     estimator = get_estimator(args.estimator)
-    if not recipe.add_familiarity(estimator, seed=args.seed, n=args.n,
-                                  cache_dir=args.cache_dir):
+    if not recipe.familiarity_from_simulations(
+            estimator, seed=args.seed, n=args.n, cache_dir=args.cache_dir):
         msg = f'{args.estimator!r} has no familiarity model'
         raise ValueError(msg)
     estimator.save(args.output, overwrite=args.overwrite)

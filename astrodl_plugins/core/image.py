@@ -15,7 +15,7 @@ from .base import BaseEstimator, Draws
 from .context import PredictContext
 from .flags import SourceFlags
 from .inputs import read_image
-from .psf import resolve_psf_fwhm
+from .psf import estimate_image_psf, psf_given, resolve_psf_fwhm
 from .segmentation import check_segmentation, deblended_segmentation, labels_at
 from .sources import Sources, positions_xy
 from .table import build_table, source_columns
@@ -170,9 +170,10 @@ class ImageToImageEstimator(BaseEstimator):
         ``batch_size`` and ``device`` are the MC settings;
         `~astrodl_plugins.core.base.BaseEstimator.mc_engine` gives the
         engine of each network.
-    ``_image_psf(psf_fwhm, image, segm)``
-        PSF FWHM in pixels (or `None`): default, the given value or
-        ``meta['PSF_FWHM']``.
+    ``_image_psf(psf_fwhm, image)``
+        PSF FWHM in pixels (or `None`): the given value, ``meta['PSF_FWHM']``
+        or, with ``psf = 'estimate'``, the image's own point sources
+        (`~astrodl_plugins.core.psf.estimate_image_psf`).
     ``_output_units``, ``_error_scale``, ``_extra_meta``
         As for every estimator. Each output's predictive draws are its
         draws plus Gaussian noise of the aleatoric variance.
@@ -187,6 +188,7 @@ class ImageToImageEstimator(BaseEstimator):
     family = 'image to image'
     result_class = ImageResult
     row_columns = {}
+    psf = None
     stamp_size = 48
     flag_names = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE')
 
@@ -312,7 +314,7 @@ class ImageToImageEstimator(BaseEstimator):
                 columns={name: np.zeros(0, dtype)
                          for name, dtype in self.row_columns.items()})
             return self._result(None, output, context, measure)
-        context.psf_fwhm = self._image_psf(psf_fwhm, image, segm)
+        context.psf_fwhm = self._image_psf(psf_fwhm, image)
         output = self._process(segm, labels, context, measure)
         return self._result(deblended_segmentation(output.label_image,
                                                    output.parents),
@@ -323,13 +325,20 @@ class ImageToImageEstimator(BaseEstimator):
     def _check_options(self, options):
         """Check the estimator's own keywords (default: nothing to check)."""
 
-    def _image_psf(self, psf_fwhm, image, segm):
-        """PSF FWHM in pixels, or `None` when not given or in the meta."""
-        if psf_fwhm is None and not any(
-                key in image.meta for key in ('PSF_FWHM', 'psf_fwhm',
-                                              'FWHM')):
+    def _image_psf(self, psf_fwhm, image):
+        """
+        PSF FWHM in pixels: given, from the meta, or (``psf =
+        'estimate'``) from the image's isolated point sources; `None` when
+        it is none of these.
+        """
+        if psf_given(psf_fwhm, image):
+            return float(resolve_psf_fwhm(psf_fwhm, image, 1)[0])
+        if self.psf != 'estimate':
             return None
-        return float(resolve_psf_fwhm(psf_fwhm, image, 1)[0])
+        try:
+            return estimate_image_psf(image).fwhm
+        except ValueError:
+            return None
 
     def _process(self, segm, labels, context, measure):
         """Run the networks on the selected segments (required hook)."""

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 from astropy import units as u
 
-__all__ = ['resolve_psf_fwhm', 'estimate_image_psf', 'PSFEstimate']
+__all__ = ['PSF_KEYS', 'psf_given', 'resolve_psf_fwhm', 'estimate_image_psf',
+           'PSFEstimate']
+
+#: Meta keywords read as the PSF FWHM, in order of preference.
+PSF_KEYS = ('PSF_FWHM', 'psf_fwhm', 'FWHM')
 
 
 @dataclass
@@ -44,6 +48,12 @@ class PSFEstimate:
                 'image')
 
 
+def psf_given(psf_fwhm, image):
+    """Whether a PSF FWHM is given: as a keyword or in ``image.meta``."""
+    meta = {} if image is None else image.meta
+    return psf_fwhm is not None or any(key in meta for key in PSF_KEYS)
+
+
 def resolve_psf_fwhm(psf_fwhm, image, n):
     """
     PSF FWHM in pixels, one value per source.
@@ -68,7 +78,7 @@ def resolve_psf_fwhm(psf_fwhm, image, n):
     meta = {} if image is None else image.meta
     pixel_scale = None if image is None else image.pixel_scale
     if psf_fwhm is None:
-        for key in ('PSF_FWHM', 'psf_fwhm', 'FWHM'):
+        for key in PSF_KEYS:
             if key in meta:
                 psf_fwhm, source = meta[key], f'data.meta[{key!r}]'
                 break

@@ -16,14 +16,11 @@ from .context import PredictContext
 from .dihedral import dihedral_views
 from .flags import SourceFlags
 from .inputs import read_bands, read_image
-from .psf import estimate_image_psf, resolve_psf_fwhm
+from .psf import estimate_image_psf, psf_given, resolve_psf_fwhm
 from .sources import Sources, cut_stamps, locate_sources
 from .table import build_table, source_columns
 
 __all__ = ['SourceStampEstimator']
-
-_PSF_KEYS = ('PSF_FWHM', 'psf_fwhm', 'FWHM')
-
 
 class SourceStampEstimator(BaseEstimator):
     """
@@ -182,14 +179,7 @@ class SourceStampEstimator(BaseEstimator):
         context = self._context(n_samples, seed, batch_size, device,
                                 quantiles, False, uncertainty_parts, tta,
                                 options)
-        stamps, context.bands = self._stamp_array(stamps, bands)
-        n = len(stamps)
-        center = np.full(n, (self.stamp_size - 1) / 2)
-        context.sources = Sources(np.arange(1, n + 1), center, center)
-        finite = np.isfinite(stamps).all(axis=tuple(range(1, stamps.ndim)))
-        context.flags = np.where(finite, 0, SourceFlags.MASKED).astype(
-            np.int32)
-        self._resolve_psf(psf_fwhm, context, estimate=False)
+        stamps = self._given_stamps(stamps, psf_fwhm, bands, context)
         return self._finish(stamps, None, context, return_samples,
                             leading={'label': context.sources.label})
 
@@ -219,12 +209,7 @@ class SourceStampEstimator(BaseEstimator):
         """
         context = self._context(0, 0, batch_size, 'cpu', None, False, False,
                                 False, {})
-        stamps, context.bands = self._stamp_array(stamps, bands)
-        n = len(stamps)
-        center = np.full(n, (self.stamp_size - 1) / 2)
-        context.sources = Sources(np.arange(1, n + 1), center, center)
-        context.flags = np.zeros(n, np.int32)
-        self._resolve_psf(psf_fwhm, context, estimate=False)
+        stamps = self._given_stamps(stamps, psf_fwhm, bands, context)
         context.usable = self._usable(stamps)
         inputs = self._prepare(stamps[context.usable], None, context)
         features = self.mc_engine().features(inputs, batch_size=batch_size)
@@ -302,10 +287,9 @@ class SourceStampEstimator(BaseEstimator):
             return
         n = len(context.sources.x)
         image = context.image
-        meta = {} if image is None else image.meta
         context.psf_source = 'psf_fwhm'
-        if (estimate and self.psf == 'estimate' and psf_fwhm is None
-                and not any(key in meta for key in _PSF_KEYS)):
+        if (estimate and self.psf == 'estimate'
+                and not psf_given(psf_fwhm, image)):
             # From the image's own point sources, never from the targets.
             found = estimate_image_psf(image)
             psf_fwhm = found.fwhm
@@ -316,6 +300,21 @@ class SourceStampEstimator(BaseEstimator):
                           'psf_fwhm= for reliable results',
                           AstrodlUserWarning, stacklevel=3)
         context.psf_fwhm = resolve_psf_fwhm(psf_fwhm, image, n)
+
+    def _given_stamps(self, stamps, psf_fwhm, bands, context):
+        """
+        Stamps given directly: checked (`_stamp_array`), one source at the
+        centre of each, ``MASKED`` where a pixel is not finite, the PSF.
+        """
+        stamps, context.bands = self._stamp_array(stamps, bands)
+        n = len(stamps)
+        center = np.full(n, (self.stamp_size - 1) / 2)
+        context.sources = Sources(np.arange(1, n + 1), center, center)
+        finite = np.isfinite(stamps).all(axis=tuple(range(1, stamps.ndim)))
+        context.flags = np.where(finite, 0, SourceFlags.MASKED).astype(
+            np.int32)
+        self._resolve_psf(psf_fwhm, context, estimate=False)
+        return stamps
 
     def _stamp_array(self, stamps, bands=None):
         """

@@ -5,7 +5,6 @@ import numpy as np
 
 from ..core.flags import SourceFlags
 from ..core.image import ImageOutput, ImageResult, ImageToImageEstimator
-from ..core.psf import estimate_image_psf
 from ..training.mixin import TrainableMixin
 
 __all__ = ['Deblender', 'DeblendResult']
@@ -76,6 +75,7 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
     predict_options = {'n_pixels': 5}
     flag_names = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE')
     row_columns = {'n_children': 'int64'}
+    psf = 'estimate'
     result_class = DeblendResult
 
     def __init__(self, stamp_size=48, widths=(16, 32, 64),
@@ -167,18 +167,6 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
             msg = f'n_pixels must be an integer >= 1, got {n_pixels!r}'
             raise ValueError(msg)
         options['n_pixels'] = int(n_pixels)
-
-    def _image_psf(self, psf_fwhm, image, segm):
-        """The PSF FWHM in pixels: given, from the meta, or estimated."""
-        given = super()._image_psf(psf_fwhm, image, segm)
-        if given is not None:
-            return given
-        # From the image's isolated point sources, not from the segments
-        # (the fit of a blend is as wide as the blend).
-        try:
-            return estimate_image_psf(image).fwhm
-        except ValueError:
-            return None
 
     def _binning(self, fwhm):
         """Binning that brings a PSF wider than the trained range back in."""

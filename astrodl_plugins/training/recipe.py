@@ -38,9 +38,6 @@ class Recipe:
         Default maximum epochs of the first and second stage (0: none).
     refine_learning_rate : float
         Initial learning rate of the second stage.
-    n_familiarity : int
-        Simulated examples the familiarity model is fitted on (half as many
-        calibrate it).
     """
 
     name = None
@@ -52,7 +49,6 @@ class Recipe:
     epochs = 20
     refine_epochs = 0
     refine_learning_rate = 3e-4
-    n_familiarity = 6000
 
     def simulate(self, n, seed, cache_dir=None):
         """The simulated set of ``n`` examples for ``seed`` (required)."""
@@ -88,12 +84,13 @@ class Recipe:
         """
         return None
 
-    def add_familiarity(self, estimator, *, seed, n=6000, cache_dir=None,
-                        quantile=0.99):
+    def add_familiarity(self, estimator, fit_data, held_out_data, *,
+                        source, quantile=0.99):
         """
-        Fit the estimator's familiarity model (``ood_score``) on simulated
-        sets: features of ``n`` examples of seed ``seed + 1``, calibrated
-        on ``n // 2`` of seed ``seed + 2``; the card records how.
+        Fit the estimator's familiarity model (``ood_score``) on the
+        features of ``fit_data``, calibrated on ``held_out_data`` (both
+        simulated sets); the card records it, with ``source`` (how the
+        sets were made).
 
         Returns
         -------
@@ -102,13 +99,11 @@ class Recipe:
         """
         if type(self).familiarity_features is Recipe.familiarity_features:
             return False
-        fit_set = self.familiarity_features(
-            estimator, self.simulate(n, seed + 1, cache_dir))
-        if fit_set is None or fit_set[0] is None:
+        features, labels = self.familiarity_features(estimator, fit_data)
+        if features is None:
             return False
-        held_out, _ = self.familiarity_features(
-            estimator, self.simulate(n // 2, seed + 2, cache_dir))
-        estimator.fit_familiarity(*fit_set, held_out=held_out,
+        held_out, _ = self.familiarity_features(estimator, held_out_data)
+        estimator.fit_familiarity(features, labels, held_out=held_out,
                                   quantile=quantile)
         card = dict(getattr(estimator, 'card_', {}))
         card['familiarity'] = {
@@ -117,15 +112,28 @@ class Recipe:
                       'class-conditional Gaussians of simulated training '
                       'data, in 32 principal components plus the residual '
                       '(Lee et al. 2018)',
-            'command': (f'astrodl familiarity {self.name} --seed {seed} '
-                        f'--n {n} --output DIR'),
-            'n_fit': len(fit_set[0]), 'fit_seed': seed + 1,
-            'n_calibration': len(held_out), 'calibration_seed': seed + 2,
-            'quantile': quantile,
+            **source, 'n_fit': len(features),
+            'n_calibration': len(held_out), 'quantile': quantile,
             'threshold': estimator.familiarity_.threshold,
         }
         estimator.card_ = card
         return True
+
+    def familiarity_from_simulations(self, estimator, *, seed, n=6000,
+                                     cache_dir=None):
+        """
+        `add_familiarity` for a preset that exists (``astrodl
+        familiarity``): ``n`` new simulated examples of seed ``seed + 1``
+        to fit, ``n // 2`` of seed ``seed + 2`` to calibrate.
+        """
+        if type(self).familiarity_features is Recipe.familiarity_features:
+            return False
+        source = {'command': (f'astrodl familiarity {self.name} --seed '
+                              f'{seed} --n {n} --output DIR'),
+                  'fit_seed': seed + 1, 'calibration_seed': seed + 2}
+        return self.add_familiarity(
+            estimator, self.simulate(n, seed + 1, cache_dir),
+            self.simulate(n // 2, seed + 2, cache_dir), source=source)
 
     def training_data_card(self, estimator, sets, seed):
         """The card's ``training_data`` entry."""
@@ -142,8 +150,8 @@ class Recipe:
 
     def run(self, *, output, n_train=None, seed=1, n_validation=None,
             n_test=None, epochs=None, refine_epochs=None,
-            refine_learning_rate=None, n_familiarity=None, cache_dir=None,
-            overwrite=False, verbose=2, **fit_kwargs):
+            refine_learning_rate=None, cache_dir=None, overwrite=False,
+            verbose=2, **fit_kwargs):
         """
         Simulate, train, calibrate, evaluate and save the preset.
 
@@ -161,8 +169,6 @@ class Recipe:
             Maximum epochs of the two stages (default: the recipe's).
         refine_learning_rate : float, optional
             Initial learning rate of the second stage.
-        n_familiarity : int, optional
-            Examples for the familiarity model (default: the recipe's).
         cache_dir : path-like, optional
             Keep the simulated sets there and reuse them.
         overwrite : bool, optional
@@ -222,8 +228,13 @@ class Recipe:
         # The evaluation runs with the card's ranges (range flags).
         estimator.card_ = card
         card.update(self.evaluate(estimator, validation, test, seed=seed))
-        self.add_familiarity(estimator, seed=seed, cache_dir=cache_dir,
-                             n=n_familiarity or self.n_familiarity)
+        # Fitted on the validation set, calibrated on the held-out test
+        # set: the sets this run already simulated.
+        held_out = validation if test is None else test
+        self.add_familiarity(estimator, validation, held_out, source={
+            'fit': f'validation set (seed {seed + 1})',
+            'calibration': ('validation set' if test is None
+                            else f'test set (seed {seed + 2})')})
         directory = Path(estimator.save(output, overwrite=overwrite))
         for name, network_history in _histories(history):
             plot_history(network_history, directory / name,

@@ -162,14 +162,15 @@ def test_recipe_one_epoch(tmp_path):
     assert RECIPES['galaxy-morphology'].make_estimator().stamp_size == 48
     est = _TinyRecipe().run(output=tmp_path / 'sg', n_train=96,
                             n_validation=40, n_test=60, epochs=1,
-                            n_familiarity=60, verbose=0,
-                            cache_dir=tmp_path / 'cache')
+                            verbose=0, cache_dir=tmp_path / 'cache')
     card = est.card_
     assert list(card) == ['title', 'summary', 'reference', 'command', 'seed',
                           'training_data', 'valid_ranges', 'training',
                           'calibration', 'metrics', 'tables', 'figures',
                           'familiarity']
-    assert card['familiarity']['n_fit'] == 4 * 60
+    # Fitted on the validation set in the four evaluated band sets.
+    assert card['familiarity']['n_fit'] == 4 * 40
+    assert card['familiarity']['n_calibration'] == 4 * 60
     assert 'ood_score' in est.predict_stamps(
         np.zeros((2, est.stamp_size, est.stamp_size, 3), np.float32),
         bands='gri', psf_fwhm=3.0, n_samples=2).colnames

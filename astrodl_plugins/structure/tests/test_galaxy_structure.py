@@ -177,10 +177,9 @@ class TestTrainingRecipe:
     def test_tiny_run_writes_a_loadable_preset(self, tmp_path):
         estimator = train_galaxy_structure(
             n_train=128, seed=5, output=tmp_path / 'model', n_validation=32,
-            n_test=32, epochs=1, refine_epochs=1, n_familiarity=40,
-            verbose=0)
+            n_test=32, epochs=1, refine_epochs=1, verbose=0)
         card = estimator.card_
-        assert card['familiarity']['n_fit'] == 40
+        assert card['familiarity']['n_fit'] == 32
         assert loaded_has_ood(tmp_path / 'model')
         assert card['seed'] == 5
         assert len(estimator.history_['loss']) == 2  # stage 1 + stage 2
