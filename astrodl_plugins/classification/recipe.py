@@ -52,9 +52,9 @@ class ClassifierRecipe(Recipe):
     estimator_class = None
     simulator = None
     ranges = {}
-    n_train = 40_000
-    n_validation = 8_000
-    n_test = 10_000
+    n_train = 30_000
+    n_validation = 5_000
+    n_test = 6_000
     epochs = 15
     patience = 3
 

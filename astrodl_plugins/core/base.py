@@ -357,6 +357,13 @@ class BaseEstimator:
         msg = f'{type(self).__name__} must implement _decode'
         raise NotImplementedError(msg)
 
+    def _from_model_pixels(self, draws, context):
+        """
+        `Draws` measured on a resampled stamp -> native pixels (the stamp
+        family's size-aware stamps); default: unchanged.
+        """
+        return draws
+
     def _to_output_units(self, draws, context):
         """
         `Draws` in model units -> the table's units and frames (pixels to
@@ -429,7 +436,8 @@ class BaseEstimator:
         """
         usable = context.usable
         range_flags = self._range_flags(draws.values, context)
-        draws = self._to_output_units(draws, context)
+        draws = self._to_output_units(self._from_model_pixels(draws, context),
+                                      context)
         units = self._output_units(context)
         columns, parts = summarize_draws(
             draws.values, draws.aleatoric, units=units, periods=self.periods,

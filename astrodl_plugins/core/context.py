@@ -59,6 +59,8 @@ class PredictContext:
     features : `~numpy.ndarray` or None
         The network's features of the usable rows (the trunk's output),
         collected while sampling when the estimator has a familiarity model.
+    rescale : `~numpy.ndarray` or None
+        Block-sum factor of each row's stamp (stamp family; 1: native).
     """
 
     options: dict
@@ -81,3 +83,4 @@ class PredictContext:
     inputs: list | None = None
     aux: dict = field(default_factory=dict)
     features: np.ndarray | None = None
+    rescale: np.ndarray | None = None

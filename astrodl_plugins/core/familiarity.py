@@ -96,7 +96,7 @@ class Familiarity:
         within = projected - centres[index]
         variance = within.var(axis=0)
         variance = variance + 1e-6 * max(variance.max(), 1e-12)
-        residual = _residual(centred, projected)
+        residual = _residual(centred, projected, components)
         n_rest = max(features.shape[1] - k, 1)
         residual_variance = max(residual.mean() / n_rest, 1e-12)
         familiarity = cls(mean, components, centres, variance,
@@ -113,7 +113,8 @@ class Familiarity:
         projected = centred @ self.components.T
         inside = np.min(np.sum((projected[:, None, :] - self.centres[None])
                                ** 2 / self.variance, axis=-1), axis=1)
-        outside = _residual(centred, projected) / self.residual_variance
+        outside = (_residual(centred, projected, self.components)
+                   / self.residual_variance)
         n_dims = self.mean.size
         return np.sqrt((inside + outside) / n_dims)
 
@@ -122,15 +123,15 @@ class Familiarity:
         return self.distance(features) / self.threshold
 
     def to_dict(self):
-        """JSON-serializable state (rounded to 6 significant digits)."""
-        def rounded(values):
-            return np.vectorize(lambda v: float(f'{v:.6g}'))(
-                np.asarray(values)).tolist()
-
-        return {'mean': rounded(self.mean),
-                'components': rounded(self.components),
-                'centres': rounded(self.centres),
-                'variance': rounded(self.variance),
+        """
+        JSON-serializable state, at full precision (a rounded state gives
+        other scores than the fitted one: the residual is small).
+        """
+        return {'mean': np.asarray(self.mean, np.float64).tolist(),
+                'components': np.asarray(self.components,
+                                         np.float64).tolist(),
+                'centres': np.asarray(self.centres, np.float64).tolist(),
+                'variance': np.asarray(self.variance, np.float64).tolist(),
                 'residual_variance': self.residual_variance,
                 'threshold': self.threshold, 'quantile': self.quantile}
 
@@ -140,6 +141,6 @@ class Familiarity:
         return cls(**state)
 
 
-def _residual(centred, projected):
-    return np.clip(np.sum(centred ** 2, axis=1)
-                   - np.sum(projected ** 2, axis=1), 0.0, None)
+def _residual(centred, projected, components):
+    """Squared norm of the part of each row outside the kept components."""
+    return np.sum((centred - projected @ components) ** 2, axis=1)

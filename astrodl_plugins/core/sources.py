@@ -1,6 +1,7 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """Where to measure (segmentation image or positions) and the stamps."""
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,16 +11,21 @@ from astropy.table import Table
 
 from .flags import SourceFlags
 
-__all__ = ['Sources', 'locate_sources', 'positions_xy', 'cut_stamps']
+__all__ = ['Sources', 'locate_sources', 'positions_xy', 'cut_stamps',
+           'footprint_extents', 'block_image', 'sampling_factors']
 
 
 @dataclass
 class Sources:
-    """Where to measure: labels and pixel centroids."""
+    """
+    Where to measure: labels, pixel centroids and, where known, the
+    footprint's extent (largest side of its segment, pixels).
+    """
 
     label: np.ndarray
     x: np.ndarray
     y: np.ndarray
+    extent: np.ndarray | None = None
 
 
 def locate_sources(image, *, segmentation_image=None, positions=None):
@@ -55,7 +61,8 @@ def locate_sources(image, *, segmentation_image=None, positions=None):
         msg = (f'positions {index[:10].tolist()} (0-based) lie outside the '
                f'{nx}x{ny} image')
         raise ValueError(msg)
-    return Sources(np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1])
+    return Sources(np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1],
+                   extent=footprint_extents(image, xy[:, 0], xy[:, 1]))
 
 
 def positions_xy(image, positions):
@@ -111,7 +118,104 @@ def _from_segmentation(image, segm):
         bbox_x = np.array([(b.ixmin + b.ixmax - 1) / 2 for b in segm.bbox])
         bbox_y = np.array([(b.iymin + b.iymax - 1) / 2 for b in segm.bbox])
         x[bad], y[bad] = bbox_x[bad], bbox_y[bad]
-    return Sources(np.asarray(segm.labels), x, y)
+    extent = np.array([max(b.ixmax - b.ixmin, b.iymax - b.iymin)
+                       for b in segm.bbox], np.float64)
+    return Sources(np.asarray(segm.labels), x, y, extent=extent)
+
+
+def footprint_extents(image, x, y, n_sigma=2.0):
+    """
+    Largest side (pixels) of the footprint of the source at each position:
+    the bounding box of its segment in a photutils detection of the whole
+    image at ``n_sigma`` times the noise (the uncertainty, else the
+    sigma-clipped standard deviation); 0 where no segment covers the
+    position.
+    """
+    from astropy.stats import sigma_clipped_stats
+    from photutils.segmentation import detect_sources
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    good = ~image.mask
+    data = np.where(good, image.data, 0.0)
+    if image.error is not None:
+        threshold = n_sigma * np.where(good, image.error, np.inf)
+    else:
+        _, _, std = sigma_clipped_stats(image.data[good])
+        threshold = n_sigma * std
+    extent = np.zeros(len(x))
+    if not np.any(np.isfinite(threshold) & (np.asarray(threshold) > 0)):
+        return extent
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', NoDetectionsWarning)
+        segm = detect_sources(data, threshold, 5, mask=image.mask)
+    if segm is None:
+        return extent
+    ny, nx = image.shape
+    ix = np.clip(np.floor(np.asarray(x) + 0.5).astype(int), 0, nx - 1)
+    iy = np.clip(np.floor(np.asarray(y) + 0.5).astype(int), 0, ny - 1)
+    labels = segm.data[iy, ix]
+    for i, label in enumerate(labels):
+        if label:
+            box = segm.bbox[segm.get_index(label)]
+            extent[i] = max(box.ixmax - box.ixmin, box.iymax - box.iymin)
+    return extent
+
+
+def sampling_factors(extent, psf_fwhm, stamp_size, psf_range=None):
+    """
+    Integer block-sum factor of each source so that its footprint fits the
+    stamp and its PSF lies within the trained range (see the docs'
+    "Size-aware stamps").
+
+    Parameters
+    ----------
+    extent : array or None
+        Largest side of each footprint, pixels (`None`: unknown).
+    psf_fwhm : array or None
+        PSF FWHM of each source, pixels.
+    stamp_size : int
+        Side of the network's stamp.
+    psf_range : tuple, optional
+        The trained PSF FWHM range ``(low, high)``.
+
+    Returns
+    -------
+    factors : `~numpy.ndarray`
+        Integers >= 1.
+    """
+    n = len(extent) if extent is not None else len(psf_fwhm)
+    k = np.ones(n, np.int64)
+    if extent is not None:
+        k = np.maximum(k, np.ceil(np.asarray(extent, np.float64)
+                                  / stamp_size).astype(np.int64))
+    if psf_fwhm is not None and psf_range is not None:
+        psf = np.asarray(psf_fwhm, np.float64)
+        low, high = psf_range
+        k_needed = np.maximum(np.ceil(psf / high - 1e-9), 1).astype(np.int64)
+        k_allowed = np.maximum(np.floor(psf / low + 1e-9), 1).astype(np.int64)
+        k = np.maximum(np.minimum(k, np.maximum(k_allowed, k_needed)),
+                       k_needed)
+    return k
+
+
+def block_image(image, factor):
+    """
+    The image block-summed by ``factor`` (fluxes kept; uncertainties in
+    quadrature; a block with a masked pixel is masked; trailing rows and
+    columns that do not fill a block are dropped).
+    """
+    from dataclasses import replace
+
+    from astropy.nddata import block_reduce
+
+    if factor == 1:
+        return image
+    data = block_reduce(np.where(image.mask, 0.0, image.data), factor)
+    mask = block_reduce(image.mask.astype(np.float64), factor) > 0
+    error = (None if image.error is None else np.sqrt(block_reduce(
+        np.where(image.mask, 0.0, image.error) ** 2, factor)))
+    return replace(image, data=data, mask=mask, error=error,
+                   wcs=None, pixel_scale=None)
 
 
 def cut_stamps(image, sources, stamp_size):

@@ -17,7 +17,13 @@ from .dihedral import dihedral_views
 from .flags import SourceFlags
 from .inputs import read_bands, read_image
 from .psf import estimate_image_psf, psf_given, resolve_psf_fwhm
-from .sources import Sources, cut_stamps, locate_sources
+from .sources import (
+    Sources,
+    block_image,
+    cut_stamps,
+    locate_sources,
+    sampling_factors,
+)
 from .table import build_table, source_columns
 
 __all__ = ['SourceStampEstimator']
@@ -69,12 +75,15 @@ class SourceStampEstimator(BaseEstimator):
     default_band = None
     psf = None
     supports_tta = False
+    #: Outputs in pixels and their power of length (``{'r_eff': 1}``):
+    #: multiplied back by ``rescale ** power`` on a block-summed stamp.
+    pixel_outputs = {}
 
     def predict(self, data, *, segmentation_image=None, positions=None,
                 psf_fwhm=None, bands=None, n_samples=50, seed=None,
                 batch_size=64, device='auto', quantiles=None,
                 progress_bar=False, pixel_scale=None, return_samples=False,
-                uncertainty_parts=False, tta=False, **options):
+                uncertainty_parts=False, tta=False, rescale=True, **options):
         """
         Measure every source of an image, with MC-dropout uncertainties.
 
@@ -128,6 +137,11 @@ class SourceStampEstimator(BaseEstimator):
             Test-time augmentation (estimators with ``supports_tta``): pool
             the draws over the eight rotations and flips of each stamp
             (8 times the cost).
+        rescale : bool, optional
+            Measure a source whose footprint does not fit the stamp, or
+            whose PSF is broader than the trained range, on the image
+            block-summed by an integer factor (column ``rescale``; see the
+            docs' "Size-aware stamps"). `False`: native sampling always.
         **options
             The estimator's own keywords (its ``predict_options``).
 
@@ -136,7 +150,7 @@ class SourceStampEstimator(BaseEstimator):
         table : `~astropy.table.QTable`
             ``label``, ``x_centroid``, ``y_centroid``, ``sky_centroid``
             (with a WCS), each output with ``_err`` (and quantiles), the
-            estimator's extra columns and ``flag`` (bits in
+            estimator's extra columns, ``rescale`` and ``flag`` (bits in
             ``table.meta['flags']``).
         """
         context = self._context(n_samples, seed, batch_size, device,
@@ -146,8 +160,10 @@ class SourceStampEstimator(BaseEstimator):
         context.sources = locate_sources(
             context.image, segmentation_image=segmentation_image,
             positions=positions)
-        stamps, errors = self._cut(context)
+        context.flags = np.zeros(len(context.sources.x), np.int32)
         self._resolve_psf(psf_fwhm, context, estimate=True)
+        context.rescale = self._sampling(context, bool(rescale))
+        stamps, errors = self._cut(context)
         return self._finish(stamps, errors, context, return_samples,
                             leading=self._leading_columns(context))
 
@@ -265,21 +281,66 @@ class SourceStampEstimator(BaseEstimator):
             data, bands=bands, known_bands=self.bands,
             default_band=self.default_band, pixel_scale=pixel_scale)
         context.images, context.bands = images, bands
-        context.image = (images[bands.index(self.default_band)]
-                         if self.default_band in bands else images[0])
+        # The reference band, else the first of the estimator's bands
+        # given (never the list order: it must not change the answer).
+        reference = (self.default_band if self.default_band in bands
+                     else next(band for band in self.bands if band in bands))
+        context.image = images[bands.index(reference)]
+
+    def _sampling(self, context, rescale):
+        """
+        Block-sum factor of each row (`sampling_factors`): footprint in
+        the stamp, PSF within the trained range; the PSF FWHM is divided
+        by it.
+        """
+        n = len(context.sources.x)
+        if not rescale:
+            return np.ones(n, np.int64)
+        psf_range = (self.valid_ranges.get('psf_fwhm')
+                     if self.psf is not None else None)
+        factors = sampling_factors(context.sources.extent, context.psf_fwhm,
+                                   self.stamp_size, psf_range)
+        if context.psf_fwhm is not None:
+            context.psf_fwhm = context.psf_fwhm / factors
+        return factors
 
     def _cut(self, context):
-        """Stamps (band axis last for multi-band) and uncertainty stamps."""
-        cuts = [cut_stamps(image, context.sources, self.stamp_size)
-                for image in context.images]
-        context.flags = np.bitwise_or.reduce([flag for _, _, flag in cuts])
-        if not self.bands:
-            stamps, errors, _ = cuts[0]
-            return stamps, errors
-        stamps = np.stack([stamp for stamp, _, _ in cuts], axis=-1)
-        if any(error is None for _, error, _ in cuts):
-            return stamps, None
-        return stamps, np.stack([error for _, error, _ in cuts], axis=-1)
+        """
+        Stamps (band axis last for multi-band) and uncertainty stamps, each
+        row cut from the image block-summed by its factor
+        (``context.rescale``).
+        """
+        sources = context.sources
+        factors = context.rescale
+        n = len(sources.x)
+        stamps = errors = None
+        flags = np.zeros(n, np.int32)
+        for factor in np.unique(factors):
+            rows = np.flatnonzero(factors == factor)
+            scaled = Sources(sources.label[rows],
+                             (sources.x[rows] + 0.5) / factor - 0.5,
+                             (sources.y[rows] + 0.5) / factor - 0.5)
+            cuts = [cut_stamps(block_image(image, int(factor)), scaled,
+                               self.stamp_size) for image in context.images]
+            flags[rows] = np.bitwise_or.reduce([flag for _, _, flag in cuts])
+            if self.bands:
+                part = np.stack([stamp for stamp, _, _ in cuts], axis=-1)
+                part_errors = (None if any(e is None for _, e, _ in cuts)
+                               else np.stack([e for _, e, _ in cuts], -1))
+            else:
+                part, part_errors, _ = cuts[0]
+            if stamps is None:
+                stamps = np.empty((n, *part.shape[1:]), part.dtype)
+                if part_errors is not None:
+                    errors = np.empty_like(stamps)
+            stamps[rows] = part
+            if errors is not None:
+                if part_errors is None:
+                    errors = None
+                else:
+                    errors[rows] = part_errors
+        context.flags = context.flags | flags
+        return stamps, errors
 
     def _resolve_psf(self, psf_fwhm, context, *, estimate):
         """PSF FWHM per row, in pixels (``context.psf_fwhm``)."""
@@ -313,6 +374,7 @@ class SourceStampEstimator(BaseEstimator):
         finite = np.isfinite(stamps).all(axis=tuple(range(1, stamps.ndim)))
         context.flags = np.where(finite, 0, SourceFlags.MASKED).astype(
             np.int32)
+        context.rescale = np.ones(n, np.int64)
         self._resolve_psf(psf_fwhm, context, estimate=False)
         return stamps
 
@@ -356,10 +418,27 @@ class SourceStampEstimator(BaseEstimator):
         context.inputs = (dihedral_views(inputs) if context.options['tta']
                           else inputs)
         columns, flags, draws = self._measure(context)
+        ood = columns.pop('ood_score', None)
+        columns['rescale'] = context.rescale
+        if ood is not None:
+            columns['ood_score'] = ood
         table = build_table(leading, columns, flags, self._meta(context))
         if return_samples:
             return table, draws
         return table
+
+    def _from_model_pixels(self, draws, context):
+        """Pixel outputs of rows measured block-summed, back to native pixels."""
+        factors = context.rescale[context.usable].astype(np.float64)
+        if not self.pixel_outputs or np.all(factors == 1):
+            return draws
+        values, aleatoric, predictive = (dict(part) for part in draws)
+        for name, power in self.pixel_outputs.items():
+            scale = factors[:, None] ** power
+            values[name] = values[name] * scale
+            predictive[name] = predictive[name] * scale
+            aleatoric[name] = aleatoric[name] * scale ** 2
+        return type(draws)(values, aleatoric, predictive)
 
     def _leading_columns(self, context):
         return source_columns(context.sources, context.image.wcs)

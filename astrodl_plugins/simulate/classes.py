@@ -49,11 +49,12 @@ MORPHOLOGY_CLASSES = ('spheroid', 'disk', 'irregular', 'point_source',
 #: Ranges of the star-galaxy simulator (pixels, reference band).
 STAR_GALAXY_RANGES = {
     'snr': (5.0, 1000.0),
-    'psf_fwhm': (1.5, 6.0),
+    'psf_fwhm': (0.6, 6.0),
     'psf_beta': (1.8, 5.0),
     'psf_halo': (0.0, 0.15),
-    'r_eff_over_fwhm': (0.35, 5.0),
-    'r_eff': (0.5, 15.0),
+    'r_eff_over_fwhm': (0.35, 20.0),
+    'r_eff': (0.4, 10.0),
+    'crowding': (0.05, 12.0),
 }
 #: Ranges of the morphology simulator (classified galaxies and point sources).
 MORPHOLOGY_RANGES = {
@@ -368,18 +369,37 @@ def _truth(params, kinds, classes, label, bands, flux_r):
 
 def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
                                 bands=BANDS, star_fraction=0.5,
-                                neighbour_fraction=0.3, ranges=None,
+                                neighbour_fraction=1.0, psf_kinds=None,
+                                nebulosity_fraction=0.3,
+                                saturated_fraction=0.05, ranges=None,
                                 n_processes=None):
     """
-    Simulate multi-band stamps of stars and galaxies with their truth.
+    Simulate multi-band stamps of stars and galaxies, in skies like real
+    ones, with their truth.
 
-    Stars are the PSF (Moffat, FWHM and beta 1.8-5 varied, 0-15 % of the
-    light in a Gaussian halo 2-4 times wider, slight ellipticity, position
-    jitter) with colours along a stellar locus. Galaxies are
-    Sersic profiles (n 0.5-6) or bulge + disk systems, with semi-major
-    half-light radii log-uniform from 0.35 PSF FWHM (barely resolved) to 5
-    PSF FWHM (within 0.5-15 pixels), and galaxy colours. S/N (reference
-    band) is log-uniform in 5-1000.
+    Every stamp is drawn with GalSim (`astrodl_plugins.simulate.sky`):
+
+    * **PSF**: a Moffat (beta 1.8-5), a Kolmogorov (ground seeing), a
+      double Gaussian, or an obscured Airy disk with four or six diffraction
+      spikes (space); 0-15 % of the light in a wide halo, a slight
+      ellipticity; FWHM log-uniform in 0.6-6 pixels (undersampled to well
+      sampled), scaled per band.
+    * **Central source**: a star (the PSF, colours along a stellar locus)
+      or a galaxy: Sersic (n 0.5-6), bulge + disk with a red bulge and a
+      bluer disk, a spiral (disk, bulge, sometimes a bar, two to four arms
+      of blue knots) or a clumpy irregular; semi-major half-light radius
+      log-uniform from 0.35 to 20 PSF FWHM (within 0.4-10 pixels, so that
+      large galaxies fill the stamp). Position jitter of +-0.75 pixel.
+    * **Crowding**: a Poisson number of neighbours (stars and galaxies;
+      mostly stars in crowded stamps) with a mean log-uniform in 0.05-12
+      per stamp, up to Galactic-plane densities, anywhere beyond 1.5 PSF
+      FWHM from the centre.
+    * **Saturation** (``saturated_fraction`` of the stamps with a star):
+      pixels above a full-well level clipped and bled along columns.
+    * **Nebulosity** (``nebulosity_fraction`` of the stamps): broad smooth
+      patches and a gradient left by the background subtraction.
+    * Sky and read noise per band; S/N (matched filter, reference band)
+      log-uniform in 5-1000.
 
     Parameters
     ----------
@@ -394,7 +414,12 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     star_fraction : float, optional
         Fraction of stars.
     neighbour_fraction : float, optional
-        Fraction of stamps with a neighbour (star or galaxy).
+        Fraction of stamps with neighbours drawn (0: isolated sources).
+    psf_kinds : sequence of str, optional
+        PSF families to draw from (default all of
+        `~astrodl_plugins.simulate.sky.PSF_KINDS`).
+    nebulosity_fraction, saturated_fraction : float, optional
+        Fractions of stamps with nebulosity and with saturation.
     ranges : dict, optional
         Overrides of `STAR_GALAXY_RANGES` (e.g. ``{'snr': (20, 1000)}``).
     n_processes : int, optional
@@ -406,21 +431,40 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
         ``(n_stamps, stamp_size, stamp_size, len(bands))`` float32.
     truth : `~astropy.table.QTable`
         ``label`` (0 star, 1 galaxy), ``class``, ``kind`` (``star``,
-        ``sersic`` or ``bulge_disk``), ``snr``, ``psf_fwhm``, ``psf_beta``,
-        ``r_eff`` (pix, semi-major; 0 for stars), ``g_r``, ``r_i``,
-        ``sersic_n``, ``axis_ratio``, ``bulge_fraction``, and
+        ``sersic``, ``bulge_disk``, ``spiral`` or ``clumpy``), ``snr``,
+        ``psf_fwhm``, ``psf_beta``, ``psf_kind``, ``r_eff`` (pix,
+        semi-major; 0 for stars), ``g_r``, ``r_i``, ``sersic_n``,
+        ``axis_ratio``, ``bulge_fraction``, ``crowding`` (mean neighbours),
+        ``n_neighbours``, ``saturated``, ``nebulosity``, and
         ``flux_<band>``, ``noise_sigma_<band>`` per band.
     """
+    from . import sky
+
     bands = tuple(bands)
     _check(n_stamps, bands)
     r = dict(STAR_GALAXY_RANGES)
     r.update(ranges or {})
     rng = np.random.default_rng(seed)
     n = n_stamps
-    params = _common(rng, n, r['psf_fwhm'], bands, r['psf_beta'])
+    params = sky.draw_psf_params(rng, n, r['psf_fwhm'], r['psf_beta'],
+                                 r['psf_halo'])
+    if psf_kinds is not None:
+        kinds = np.asarray(list(psf_kinds))
+        if not set(kinds) <= set(sky.PSF_KINDS):
+            msg = (f'psf_kinds must be among {tuple(sky.PSF_KINDS)}, got '
+                   f'{tuple(psf_kinds)}')
+            raise ValueError(msg)
+        params['psf_kind'] = kinds[rng.integers(kinds.size, size=n)]
+    params['x_offset'] = rng.uniform(-0.75, 0.75, n)
+    params['y_offset'] = rng.uniform(-0.75, 0.75, n)
+    params['position_angle'] = rng.uniform(0.0, 180.0, n)
+    for band in bands:
+        params[f'sky_level_{band}'] = loguniform(rng, 20.0, 2000.0, n)
+        params[f'read_noise_{band}'] = rng.uniform(2.0, 10.0, n)
     label = (rng.random(n) >= star_fraction).astype(np.int64)
-    kind = np.where(label == 0, 'star',
-                    np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
+    galaxy_kinds = np.array(['sersic', 'bulge_disk', 'spiral', 'clumpy'])
+    kind = np.where(label == 0, 'star', galaxy_kinds[rng.choice(
+        4, size=n, p=[0.3, 0.25, 0.25, 0.2])])
     grid = sersic_index_grid()
     params['snr'] = loguniform(rng, *r['snr'], n)
     size = np.clip(params['psf_fwhm']
@@ -438,14 +482,158 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     params['g_r'] = np.where(label == 0, star_gr, gal_gr)
     params['r_i'] = np.where(label == 0, star_ri, gal_ri)
     params['profile'] = kind
-    params['psf_halo'] = rng.uniform(*r['psf_halo'], n)
-    params['psf_halo_scale'] = rng.uniform(2.0, 4.0, n)
-    images, flux_r = _run(params, list(kind), bands, stamp_size, seed,
-                          neighbour_fraction, n_processes)
+    params['crowding'] = np.where(rng.random(n) < neighbour_fraction,
+                                  loguniform(rng, *r['crowding'], n), 0.0)
+    params['nebulosity'] = rng.random(n) < nebulosity_fraction
+    params['saturation'] = np.where(rng.random(n) < saturated_fraction,
+                                    loguniform(rng, 0.05, 0.6, n), np.inf)
+    images, flux_r, extra = _run_sky(params, bands, stamp_size, seed,
+                                     n_processes)
     truth = _truth(params, kind, STAR_GALAXY_CLASSES, label, bands, flux_r)
+    truth['psf_kind'] = params['psf_kind']
     truth['psf_halo'] = params['psf_halo']
     truth['psf_halo_scale'] = params['psf_halo_scale']
+    truth['crowding'] = params['crowding']
+    truth['n_neighbours'] = extra[:, 0].astype(int)
+    truth['saturated'] = extra[:, 1].astype(bool)
+    truth['nebulosity'] = params['nebulosity']
     return images, truth
+
+
+def _component_ratio(kind, band, g_r, r_i):
+    """Band flux ratio of a galaxy component with a colour offset."""
+    shift = {'bulge': (0.25, 0.1), 'disk': (0.0, 0.0),
+             'young': (-0.35, -0.15)}[kind]
+    return _band_flux_ratio(band, g_r + shift[0], r_i + shift[1])
+
+
+def _central_parts(galsim, kind, p, i, rng, gsparams):
+    """
+    The central source as ``[(profile, weight, component)]`` (unit total
+    weight; components colour the bands); an empty list for a star.
+    """
+    from . import sky
+
+    if kind == 'star':
+        return []
+    if kind == 'sersic':
+        return [(_galaxy_profile(galsim, 'sersic', p, i, rng, gsparams), 1.0,
+                 'disk')]
+    pa = p['position_angle'][i]
+    r_eff, q = p['r_eff'][i], p['axis_ratio'][i]
+    if kind == 'bulge_disk':
+        fraction = p['bulge_fraction'][i]
+        disk = (galsim.Exponential(half_light_radius=r_eff * np.sqrt(q),
+                                   gsparams=gsparams)
+                .shear(q=q, beta=pa * galsim.degrees))
+        bulge = (galsim.Sersic(_nearest(sersic_index_grid(), 4.0),
+                               half_light_radius=r_eff * rng.uniform(0.2, 0.6),
+                               gsparams=gsparams)
+                 .shear(q=rng.uniform(0.6, 1.0), beta=pa * galsim.degrees))
+        return [(disk, 1.0 - fraction, 'disk'), (bulge, fraction, 'bulge')]
+    if kind == 'spiral':
+        return sky.spiral_galaxy(galsim, rng, r_eff * np.sqrt(q), q, pa,
+                                 gsparams)
+    if kind == 'clumpy':
+        profile = _galaxy_profile(galsim, 'irregular', p, i, rng, gsparams)
+        return [(profile, 1.0, 'young')]
+    msg = f'unknown kind {kind!r}'
+    raise ValueError(msg)
+
+
+def _draw_sky_chunk(args):
+    """Draw one chunk of sky-like multi-band stamps (a worker process)."""
+    import galsim
+
+    from . import sky
+
+    params, bands, size, seed = args
+    rng = np.random.default_rng(seed)
+    # Looser than GalSim's defaults (~25 % faster); far below the noise.
+    gsparams = galsim.GSParams(folding_threshold=2e-2, maxk_threshold=5e-3)
+    grid = sersic_index_grid()
+    n = len(params['profile'])
+    images = np.empty((n, size, size, len(bands)), dtype=np.float32)
+    flux_r = np.empty(n)
+    extra = np.zeros((n, 2))
+    ref = 'r' if 'r' in bands else bands[0]
+    order = sorted(range(len(bands)), key=lambda b: bands[b] != ref)
+    for i in range(n):
+        kind = params['profile'][i]
+        parts = _central_parts(galsim, kind, params, i, rng, gsparams)
+        shift = (params['x_offset'][i], params['y_offset'][i])
+        fwhm = params['psf_fwhm'][i]
+        crowd = sky.draw_crowd(
+            rng, size, params['crowding'][i], fwhm,
+            star_fraction=0.85 if params['crowding'][i] > 2 else 0.5)
+        extra[i, 0] = len(crowd)
+        level = params['saturation'][i]
+        has_star = kind == 'star' or any(m['kind'] == 'star' for m in crowd)
+        nebula_rng = np.random.default_rng([seed.entropy, i, 1])
+        nebula = None
+        for b in order:
+            band = bands[b]
+            psf = sky.make_psf(galsim, params, i, PSF_BAND_SCALE[band],
+                               gsparams)
+            g_r, r_i = params['g_r'][i], params['r_i'][i]
+            if parts:
+                central = galsim.Add([
+                    profile.withFlux(weight * _component_ratio(
+                        component, band, g_r, r_i))
+                    for profile, weight, component in parts]).shift(*shift)
+            else:
+                central = galsim.DeltaFunction(
+                    flux=_band_flux_ratio(band, g_r, r_i)).shift(*shift)
+            unit = galsim.Convolve([central, psf]).drawImage(
+                nx=size, ny=size, scale=1.0).array.astype(np.float64)
+            var = (params[f'sky_level_{band}'][i]
+                   + params[f'read_noise_{band}'][i] ** 2)
+            sigma = np.sqrt(var)
+            ratio = _band_flux_ratio(band, g_r, r_i)
+            if band == ref:
+                flux_r[i] = (params['snr'][i] * np.sqrt(var / np.sum(
+                    (unit / ratio) ** 2)) / ratio)
+            image = unit * flux_r[i]
+            if crowd:
+                others = galsim.Convolve([galsim.Add(sky.crowd_profiles(
+                    galsim, crowd, lambda a, c, band=band: _band_flux_ratio(
+                        band, a, c), grid, gsparams)), psf])
+                image = image + others.drawImage(
+                    nx=size, ny=size, scale=1.0).array * flux_r[i]
+            if params['nebulosity'][i]:
+                if nebula is None:
+                    nebula = sky.nebulosity(nebula_rng, size, sigma)
+                image = image + nebula * rng.uniform(0.7, 1.3)
+            saturated = None
+            if np.isfinite(level) and has_star:
+                # Full well: a fraction of the brightest pixel in r.
+                if band == ref:
+                    full_well = level * image.max() + 3 * sigma
+                image, saturated = sky.saturate(image, full_well)
+            gs_image = galsim.ImageD(np.ascontiguousarray(image), scale=1.0)
+            gs_image.addNoise(galsim.CCDNoise(
+                galsim.BaseDeviate(int(rng.integers(2**31))),
+                sky_level=params[f'sky_level_{band}'][i], gain=1.0,
+                read_noise=params[f'read_noise_{band}'][i]))
+            out = gs_image.array
+            if saturated is not None and saturated.any():
+                out[saturated] = full_well
+                extra[i, 1] = 1
+            images[i, :, :, b] = out
+    return images, flux_r, extra
+
+
+def _run_sky(params, bands, size, seed, n_processes):
+    n = len(params['profile'])
+    starts = range(0, n, _CHUNK)
+    child_seeds = np.random.SeedSequence(seed).spawn(len(starts))
+    jobs = [({key: value[start:start + _CHUNK]
+              for key, value in params.items()}, tuple(bands), size,
+             child_seeds[j]) for j, start in enumerate(starts)]
+    results = run_jobs(_draw_sky_chunk, jobs, n_processes)
+    return (np.concatenate([r[0] for r in results]),
+            np.concatenate([r[1] for r in results]),
+            np.concatenate([r[2] for r in results]))
 
 
 def simulate_morphology_stamps(n_stamps, *, seed, stamp_size=48,

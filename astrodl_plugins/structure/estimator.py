@@ -80,6 +80,7 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
     psf = 'required'
     supports_tta = True
     periods = {'position_angle': 180.0}
+    pixel_outputs = {'r_eff': 1}
     #: Fractional margins around the card's ``valid_ranges`` (pixels).
     range_margins = {'sersic_n': (0.05, 0.05), 'r_eff': (0.05, 0.05),
                      'axis_ratio': (0.1, None), 'psf_fwhm': (0.05, 0.05),

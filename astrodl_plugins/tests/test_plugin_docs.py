@@ -146,7 +146,7 @@ class TestPluginExample:
                                   positions=[[20, 30], [70, 40]],
                                   n_samples=10, seed=0)
         assert table.colnames == ['label', 'x_centroid', 'y_centroid',
-                                  'flux', 'flux_err', 'flag']
+                                  'flux', 'flux_err', 'rescale', 'flag']
         assert table['flux'].unit == u.electron
         assert np.all(table['flag'] == 0)
         np.testing.assert_allclose(table['flux'].value, [2.0, 8.0],

@@ -56,7 +56,7 @@ class TestPredict:
                                   **KWARGS)
         assert table.colnames == ['label', 'x_centroid', 'y_centroid',
                                   'sky_centroid', 'flux', 'flux_err', 'size',
-                                  'size_err', 'flag']
+                                  'size_err', 'rescale', 'flag']
         assert table['size'].unit == u.arcsec
         assert table['flux'].unit == u.electron / u.s
         for name in OUTPUTS:

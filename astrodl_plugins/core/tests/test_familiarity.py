@@ -53,7 +53,19 @@ class TestFamiliarity:
         model = Familiarity.fit(features, labels, n_components=4)
         again = Familiarity.from_dict(json.loads(json.dumps(model.to_dict())))
         np.testing.assert_allclose(again.score(features),
-                                   model.score(features), rtol=1e-4)
+                                   model.score(features), rtol=1e-12)
+
+    def test_round_trip_features_in_a_subspace(self):
+        # Features using few of their units (the residual is tiny): the
+        # saved state scores like the fitted one.
+        rng = np.random.default_rng(3)
+        features = np.zeros((300, 64))
+        features[:, :10] = rng.normal(size=(300, 10)) * 5 + 100
+        features[:, 10:] = rng.normal(size=(300, 54)) * 1e-4
+        model = Familiarity.fit(features, n_components=8)
+        again = Familiarity.from_dict(json.loads(json.dumps(model.to_dict())))
+        np.testing.assert_allclose(again.score(features),
+                                   model.score(features), rtol=1e-9)
 
     def test_bad_features(self):
         with pytest.raises(ValueError, match=r'features must be \(n, d\)'):
@@ -76,7 +88,7 @@ class TestInPredict:
     def test_column_flag_and_meta(self, familiar):
         table = familiar.predict(make_ccd(), positions=CENTERS,
                                  **STAMP_KWARGS)
-        assert table.colnames[-2:] == ['ood_score', 'flag']
+        assert table.colnames[-3:] == ['rescale', 'ood_score', 'flag']
         assert np.all(np.isfinite(table['ood_score']))
         unfamiliar = (table['flag'] & SourceFlags.UNFAMILIAR) > 0
         np.testing.assert_array_equal(unfamiliar, table['ood_score'] > 1)

@@ -18,7 +18,13 @@ from photutils.segmentation import SegmentationImage
 
 from astrodl_plugins.core.flags import SourceFlags
 from astrodl_plugins.core.inputs import ImageData, read_image
-from astrodl_plugins.core.sources import Sources, cut_stamps, locate_sources
+from astrodl_plugins.core.sources import (
+    Sources,
+    block_image,
+    cut_stamps,
+    locate_sources,
+    sampling_factors,
+)
 
 SHAPE = (40, 50)
 
@@ -469,3 +475,54 @@ class TestCutStamps:
         assert stamps.shape == (3, 6, 6)
         assert flags.shape == (3,) and flags.dtype == np.int32
 
+
+
+class TestSizeAwareStamps:
+    """``sampling_factors``, ``block_image`` and footprints (size-aware stamps)."""
+
+    def test_footprint_must_fit(self):
+        factors = sampling_factors(np.array([10.0, 32.0, 33.0, 130.0]), None,
+                                   32)
+        np.testing.assert_array_equal(factors, [1, 1, 2, 5])
+
+    def test_psf_broader_than_trained(self):
+        factors = sampling_factors(None, np.array([2.0, 6.0, 6.5, 13.0]), 32,
+                                   psf_range=(1.0, 6.0))
+        np.testing.assert_array_equal(factors, [1, 1, 2, 3])
+
+    def test_footprint_limited_by_narrowest_trained_psf(self):
+        # A 200-pixel footprint would need 7x; the PSF (3 pix, trained down
+        # to 1) allows 3x.
+        factors = sampling_factors(np.array([200.0, 200.0]),
+                                   np.array([3.0, 0.8]), 32,
+                                   psf_range=(1.0, 6.0))
+        np.testing.assert_array_equal(factors, [3, 1])
+
+    def test_block_image_keeps_flux_and_masks(self):
+        data = np.arange(36.0).reshape(6, 6)
+        mask = np.zeros((6, 6), bool)
+        mask[0, 0] = True
+        error = np.full((6, 6), 2.0)
+        image = ImageData(data, mask, error, None, None, None, {})
+        binned = block_image(image, 2)
+        assert binned.shape == (3, 3)
+        assert binned.data[1:, 1:].sum() == data[2:, 2:].sum()
+        assert binned.mask[0, 0] and binned.mask.sum() == 1
+        np.testing.assert_allclose(binned.error[1, 1], 4.0)
+        assert block_image(image, 1) is image
+        assert data[0, 0] == 0.0 and mask[0, 0]  # inputs untouched
+
+    def test_extent_from_segmentation_and_positions(self):
+        yy, xx = np.mgrid[:80, :100]
+        data = (1000 * np.exp(-0.5 * ((xx - 30) ** 2 + (yy - 40) ** 2) / 8**2)
+                + 50 * np.exp(-0.5 * ((xx - 80) ** 2 + (yy - 20) ** 2)))
+        data += np.random.default_rng(0).normal(0, 1, data.shape)
+        image = read_image(data)
+        sources = locate_sources(image, positions=[(30, 40), (80, 20),
+                                                   (5, 75)])
+        big, small, empty = sources.extent
+        assert big > 40 and 2 <= small < 10 and empty == 0
+        segm = SegmentationImage((np.hypot(xx - 30, yy - 40) < 20)
+                                 .astype(int) * 3)
+        from_segm = locate_sources(image, segmentation_image=segm)
+        np.testing.assert_array_equal(from_segm.extent, [39])

@@ -37,7 +37,7 @@ class TestColumns:
         expected = ['label', 'x_centroid', 'y_centroid', 'sky_centroid']
         for name in OUTPUTS:
             expected += [name, f'{name}_err', f'{name}_q16', f'{name}_q84']
-        expected.append('flag')
+        expected += ['rescale', 'flag']
         assert table.colnames == expected
         assert isinstance(table, QTable)
         assert len(table) == len(CENTERS)
@@ -295,16 +295,46 @@ class TestRange:
 
     def test_psf_outside(self, estimator):
         table = estimator.predict(make_ccd(), positions=CENTERS,
-                                  psf_fwhm=8.0, **KWARGS)
+                                  psf_fwhm=8.0, rescale=False, **KWARGS)
         np.testing.assert_array_equal(table['flag'], OUT_OF_RANGE)
         assert np.isfinite(table['flux']).all()
+        np.testing.assert_array_equal(table['rescale'], 1)
+
+    def test_broad_psf_measured_block_summed(self, estimator):
+        # PSF 8 pix, trained up to 6: measured on the image binned 2x2,
+        # where the PSF is 4 pix; fluxes are kept by the block sum.
+        native = estimator.predict(make_ccd(), positions=CENTERS,
+                                   psf_fwhm=8.0, rescale=False, **KWARGS)
+        table = estimator.predict(make_ccd(), positions=CENTERS,
+                                  psf_fwhm=8.0, **KWARGS)
+        np.testing.assert_array_equal(table['rescale'], 2)
+        np.testing.assert_array_equal(table['flag'], 0)
+        np.testing.assert_allclose(table['x_centroid'], native['x_centroid'])
+        assert np.isfinite(table['flux']).all()
+
+    def test_pixel_outputs_back_to_native_pixels(self, estimator,
+                                                 monkeypatch):
+        binned = estimator.predict(make_ccd(wcs=False), positions=CENTERS,
+                                   psf_fwhm=8.0, **KWARGS)
+        monkeypatch.setattr(estimator, 'pixel_outputs', {'size': 1})
+        native = estimator.predict(make_ccd(wcs=False), positions=CENTERS,
+                                   psf_fwhm=8.0, **KWARGS)
+        np.testing.assert_allclose(native['size'], 2 * binned['size'])
+        np.testing.assert_allclose(native['size_err'], 2 * binned['size_err'])
+        np.testing.assert_allclose(native['flux'], binned['flux'])
+
+    def test_too_narrow_psf_is_not_upsampled(self, estimator):
+        table = estimator.predict(make_ccd(), positions=CENTERS,
+                                  psf_fwhm=0.5, **KWARGS)
+        np.testing.assert_array_equal(table['rescale'], 1)
+        np.testing.assert_array_equal(table['flag'], OUT_OF_RANGE)
 
     @pytest.mark.parametrize('psf, flagged', [(6.2, False), (6.4, True),
                                               (0.96, False), (0.94, True)])
     def test_psf_margin(self, estimator, psf, flagged):
         # valid psf_fwhm [1, 6] with 5 % margins: [0.95, 6.3].
         table = estimator.predict(make_ccd(), positions=CENTERS[:1],
-                                  psf_fwhm=psf, **KWARGS)
+                                  psf_fwhm=psf, rescale=False, **KWARGS)
         assert bool(table['flag'][0] & OUT_OF_RANGE) is flagged
 
     def test_output_outside(self, estimator, monkeypatch):
@@ -339,6 +369,6 @@ class TestRange:
         x, y = CENTERS[1].astype(int)
         data[y - 6:y + 7, x - 6:x + 7] = np.nan
         table = estimator.predict(make_ccd(data=data), positions=CENTERS,
-                                  psf_fwhm=8.0, **KWARGS)
+                                  psf_fwhm=8.0, rescale=False, **KWARGS)
         np.testing.assert_array_equal(
             table['flag'], [OUT_OF_RANGE, MASKED | UNUSABLE, OUT_OF_RANGE])

@@ -60,8 +60,8 @@ class TestColumns:
         assert GalaxyStructure.output_names == OUTPUTS
         assert table.colnames[:4] == ['label', 'x_centroid', 'y_centroid',
                                       'sky_centroid']
-        assert table.colnames[-1] == 'flag'
-        assert table.colnames[4:-1] == [
+        assert table.colnames[-2:] == ['rescale', 'flag']
+        assert table.colnames[4:-2] == [
             name + suffix for name in OUTPUTS
             for suffix in ('', '_err', '_q16', '_q84')]
         for name in OUTPUTS:
