@@ -58,15 +58,22 @@ def fields(data_dir):
     ]
 
 
-def measure(estimator, ccd, truth, min_area):
+def measure(estimator, ccd, truth, min_area, by='segmentation'):
+    """
+    One field: detection (deblended), then the classifier asked by
+    segmentation image (``by='segmentation'``) or by the positions of the
+    detections only (``by='positions'``).
+    """
     from astrodl_plugins.core.detection import subtract_background_and_detect
 
     subtracted, segm, catalog = subtract_background_and_detect(ccd,
                                                                deblend=True)
+    where = ({'segmentation_image': segm} if by == 'segmentation' else
+             {'positions': np.column_stack([catalog.x_centroid,
+                                            catalog.y_centroid])})
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        table = estimator.predict(subtracted, segmentation_image=segm,
-                                  n_samples=10, seed=0)
+        table = estimator.predict(subtracted, n_samples=10, seed=0, **where)
     select = np.asarray(catalog.area.value) >= min_area
     flag = np.asarray(table['flag'])[select]
     wrong = np.asarray(table['class'])[select] != truth
@@ -77,10 +84,12 @@ def measure(estimator, ccd, truth, min_area):
            'unfamiliar': float(np.mean(flag & 32 > 0)),
            'out_of_range': float(np.mean(flag & 4 > 0)),
            'psf_uncertain': float(np.mean(flag & 64 > 0)),
+           'rescaled': float(np.mean(np.asarray(table['rescale'])[select]
+                                     > 1)),
            'wrong': float(np.mean(wrong)),
            'confident_errors': (float(np.sum(wrong & unflagged)
                                       / unflagged.sum())
-                                if unflagged.any() else 0.0),
+                                if unflagged.any() else float('nan')),
            'stars_or_flagged': float(np.mean((np.asarray(
                table['class'])[select] == 'star') | ~unflagged))}
     return row, subtracted, table[select]
@@ -119,21 +128,24 @@ def main():
     import astrodl_plugins as adl
 
     estimator = adl.get_estimator('star-galaxy')
-    header = (f"{'field':28s} {'rows':>5s} {'flagged':>8s} {'OOD':>6s} "
-              f"{'range':>6s} {'PSF?':>6s} {'wrong':>6s} {'conf.err':>9s} "
-              f"{'star|flag':>9s}  PSF")
+    header = (f"{'field':28s} {'asked by':>12s} {'rows':>5s} {'flagged':>8s} "
+              f"{'OOD':>6s} {'range':>6s} {'PSF?':>6s} {'rescaled':>8s} "
+              f"{'wrong':>6s} {'conf.err':>9s} {'star|flag':>9s}  PSF")
     print(header)
     for name, ccd, truth, min_area in fields(args.data):
-        row, subtracted, table = measure(estimator, ccd, truth, min_area)
-        print(f"{name:28s} {row['rows']:5d} {row['flagged']:8.2f} "
-              f"{row['unfamiliar']:6.2f} {row['out_of_range']:6.2f} "
-              f"{row['psf_uncertain']:6.2f} {row['wrong']:6.2f} "
-              f"{row['confident_errors']:9.2f} {row['stars_or_flagged']:9.2f}"
-              f"  {row['psf']}", flush=True)
-        if args.figures:
-            stem = name.split(' (')[0].lower().replace(' ', '_')
-            plot(subtracted, table, f'star-galaxy on {name}',
-                 Path(args.figures) / f'real_{stem}.png')
+        for by in ('segmentation', 'positions'):
+            row, subtracted, table = measure(estimator, ccd, truth, min_area,
+                                             by=by)
+            print(f"{name:28s} {by:>12s} {row['rows']:5d} "
+                  f"{row['flagged']:8.2f} {row['unfamiliar']:6.2f} "
+                  f"{row['out_of_range']:6.2f} {row['psf_uncertain']:6.2f} "
+                  f"{row['rescaled']:8.2f} {row['wrong']:6.2f} "
+                  f"{row['confident_errors']:9.2f} "
+                  f"{row['stars_or_flagged']:9.2f}  {row['psf']}", flush=True)
+            if args.figures and by == 'segmentation':
+                stem = name.split(' (')[0].lower().replace(' ', '_')
+                plot(subtracted, table, f'star-galaxy on {name}',
+                     Path(args.figures) / f'real_{stem}.png')
     sizes = structure_sizes()
     print('galaxy-structure, Hubble Deep Field (segments >= 50 px): '
           f"{sizes['rows']} rows, {sizes['flagged']:.2f} flagged "

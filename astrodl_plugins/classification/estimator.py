@@ -125,7 +125,6 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
 
     def _extra_meta(self, context):
         return {'classes': list(self.classes), 'bands': list(context.bands),
-                'psf_fwhm_source': context.psf_source,
                 'tta': context.options['tta'],
                 'temperature': float(getattr(self, 'temperature_', 1.0)),
                 'entropy_unit': 'nat'}

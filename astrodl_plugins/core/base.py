@@ -544,6 +544,14 @@ class BaseEstimator:
                 'simulations, in units of its '
                 f'{100 * self._familiarity().quantile:g}th percentile on '
                 'held-out simulations; above 1: flag UNFAMILIAR')
+        if context.psf_source:
+            meta['psf_fwhm_source'] = context.psf_source
+        if context.rescale is not None:
+            meta['rescale'] = (
+                'block-sum factor of the image each row was measured on '
+                '(1: native sampling; >1: the footprint did not fit the '
+                'stamp or the PSF was broader than trained); pixel outputs '
+                'and centroids are in native pixels')
         meta.update(self._extra_meta(context))
         return meta
 

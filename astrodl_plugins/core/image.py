@@ -15,7 +15,7 @@ from .base import BaseEstimator, Draws
 from .context import PredictContext
 from .flags import SourceFlags
 from .inputs import read_image
-from .psf import estimate_image_psf, psf_given, resolve_psf_fwhm
+from .psf import estimate_image_psf, psf_given, psf_origin, resolve_psf_fwhm
 from .segmentation import check_segmentation, deblended_segmentation, labels_at
 from .sources import Sources, positions_xy
 from .table import build_table, source_columns
@@ -170,7 +170,7 @@ class ImageToImageEstimator(BaseEstimator):
         ``batch_size`` and ``device`` are the MC settings;
         `~astrodl_plugins.core.base.BaseEstimator.mc_engine` gives the
         engine of each network.
-    ``_image_psf(psf_fwhm, image)``
+    ``_image_psf(psf_fwhm, image, context)``
         PSF FWHM in pixels (or `None`): the given value, ``meta['PSF_FWHM']``
         or, with ``psf = 'estimate'``, the image's own point sources
         (`~astrodl_plugins.core.psf.estimate_image_psf`).
@@ -314,7 +314,7 @@ class ImageToImageEstimator(BaseEstimator):
                 columns={name: np.zeros(0, dtype)
                          for name, dtype in self.row_columns.items()})
             return self._result(None, output, context, measure)
-        context.psf_fwhm = self._image_psf(psf_fwhm, image)
+        context.psf_fwhm = self._image_psf(psf_fwhm, image, context)
         output = self._process(segm, labels, context, measure)
         return self._result(deblended_segmentation(output.label_image,
                                                    output.parents),
@@ -325,20 +325,24 @@ class ImageToImageEstimator(BaseEstimator):
     def _check_options(self, options):
         """Check the estimator's own keywords (default: nothing to check)."""
 
-    def _image_psf(self, psf_fwhm, image):
+    def _image_psf(self, psf_fwhm, image, context):
         """
         PSF FWHM in pixels: given, from the meta, or (``psf =
         'estimate'``) from the image's isolated point sources; `None` when
         it is none of these.
         """
         if psf_given(psf_fwhm, image):
+            context.psf_source = psf_origin(psf_fwhm, image)
             return float(resolve_psf_fwhm(psf_fwhm, image, 1)[0])
         if self.psf != 'estimate':
             return None
         try:
-            return estimate_image_psf(image).fwhm
-        except ValueError:
+            found = estimate_image_psf(image)
+        except ValueError as error:
+            context.psf_source = f'none ({error})'
             return None
+        context.psf_source = f'{found.description}: {found.fwhm:.3g} pix'
+        return found.fwhm
 
     def _process(self, segm, labels, context, measure):
         """Run the networks on the selected segments (required hook)."""
@@ -349,9 +353,12 @@ class ImageToImageEstimator(BaseEstimator):
 
     def _result(self, segm, output, context, measure):
         image = context.image
+        run_meta = dict(output.meta)
+        if context.psf_source:
+            run_meta['psf_fwhm_source'] = context.psf_source
         if not measure:
             return self.result_class(segm, output.parents, wcs=image.wcs,
-                               unit=image.unit, meta=dict(output.meta))
+                                     unit=image.unit, meta=run_meta)
         n = len(output.labels)
         context.sources = Sources(np.asarray(output.labels, np.int64),
                                   np.asarray(output.x, np.float64),
@@ -378,7 +385,7 @@ class ImageToImageEstimator(BaseEstimator):
             origins=None if models is None else [
                 tuple(int(v) for v in origin) for origin in output.origins],
             model_labels=output.labels, wcs=image.wcs, unit=image.unit,
-            meta=dict(output.meta))
+            meta=run_meta)
 
     def _window_flags(self, origins, image, n):
         """``EDGE`` and ``MASKED`` bits of each model stamp's window."""

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy import units as u
 
-__all__ = ['PSF_KEYS', 'psf_given', 'resolve_psf_fwhm', 'estimate_image_psf',
-           'PSFEstimate']
+__all__ = ['PSF_KEYS', 'psf_given', 'psf_origin', 'resolve_psf_fwhm',
+           'estimate_image_psf', 'PSFEstimate']
 
 #: Meta keywords read as the PSF FWHM, in order of preference.
 PSF_KEYS = ('PSF_FWHM', 'psf_fwhm', 'FWHM')
@@ -52,6 +52,15 @@ def psf_given(psf_fwhm, image):
     """Whether a PSF FWHM is given: as a keyword or in ``image.meta``."""
     meta = {} if image is None else image.meta
     return psf_fwhm is not None or any(key in meta for key in PSF_KEYS)
+
+
+def psf_origin(psf_fwhm, image):
+    """Where a given PSF FWHM comes from, for the table meta."""
+    if psf_fwhm is not None:
+        return 'given (psf_fwhm=)'
+    meta = {} if image is None else image.meta
+    key = next((key for key in PSF_KEYS if key in meta), None)
+    return None if key is None else f'given (data.meta[{key!r}])'
 
 
 def resolve_psf_fwhm(psf_fwhm, image, n):

@@ -16,7 +16,7 @@ from .context import PredictContext
 from .dihedral import dihedral_views
 from .flags import SourceFlags
 from .inputs import read_bands, read_image
-from .psf import estimate_image_psf, psf_given, resolve_psf_fwhm
+from .psf import estimate_image_psf, psf_given, psf_origin, resolve_psf_fwhm
 from .sources import (
     Sources,
     block_image,
@@ -348,7 +348,7 @@ class SourceStampEstimator(BaseEstimator):
             return
         n = len(context.sources.x)
         image = context.image
-        context.psf_source = 'psf_fwhm'
+        context.psf_source = psf_origin(psf_fwhm, image) or ''
         if (estimate and self.psf == 'estimate'
                 and not psf_given(psf_fwhm, image)):
             # From the image's own point sources, never from the targets.

@@ -55,7 +55,8 @@ class TestProcess:
         np.testing.assert_array_equal(result.parent_labels, LABELS)
         np.testing.assert_array_equal(segm.data > 0,
                                       make_segmentation().data > 0)
-        assert result.meta == {'n_segments': 3, 'psf_fwhm': 3.0}
+        assert result.meta == {'n_segments': 3, 'psf_fwhm': 3.0,
+                               'psf_fwhm_source': "given (data.meta['PSF_FWHM'])"}
 
     def test_table(self, result):
         table = result.table
@@ -325,6 +326,7 @@ class TestPSF:
             assert result.meta['psf_fwhm'] is None
         else:
             assert result.meta['psf_fwhm'] == pytest.approx(expected)
+            assert result.meta['psf_fwhm_source'].startswith('given')
 
     def test_angle_needs_scale(self, estimator):
         with pytest.raises(ValueError, match='pixel scale is unknown'):

@@ -159,13 +159,14 @@ class TestEstimatedPSF:
                           'estimated from 3 point sources found in the '
                           'image'):
             table = estimating.predict(ccd, positions=CENTERS, **KWARGS)
-        assert table.meta['psf_source'].startswith('estimated from 3 point')
+        assert table.meta['psf_fwhm_source'].startswith(
+            'estimated from 3 point')
         # Three stars are too few: every row says so.
         assert found.uncertain
         assert np.all(table['flag'] & SourceFlags.PSF_UNCERTAIN)
         given = estimating.predict(ccd, positions=CENTERS,
                                    psf_fwhm=found.fwhm, **KWARGS)
-        assert given.meta['psf_source'] == 'psf_fwhm'
+        assert given.meta['psf_fwhm_source'] == 'given (psf_fwhm=)'
         assert_same_outputs(table, given, rtol=0)
 
     def test_estimate_does_not_depend_on_the_targets(self, estimating):
@@ -174,12 +175,14 @@ class TestEstimatedPSF:
             one = estimating.predict(ccd, positions=CENTERS[:1], **KWARGS)
         with pytest.warns(AstrodlUserWarning):
             all_three = estimating.predict(ccd, positions=CENTERS, **KWARGS)
-        assert one.meta['psf_source'] == all_three.meta['psf_source']
+        assert (one.meta['psf_fwhm_source']
+                == all_three.meta['psf_fwhm_source'])
 
     def test_meta_or_keyword_not_estimated(self, estimating):
         # No warning (warnings are errors in the test suite).
         table = estimating.predict(make_ccd(), positions=CENTERS, **KWARGS)
-        assert table.meta['psf_source'] == 'psf_fwhm'
+        assert (table.meta['psf_fwhm_source']
+                == "given (data.meta['PSF_FWHM'])")
         estimating.predict(make_ccd(meta=False), positions=CENTERS,
                            psf_fwhm=3.0, **KWARGS)
 
@@ -190,4 +193,4 @@ class TestEstimatedPSF:
     def test_psf_none_has_no_source(self, tiny_stamp_nopsf):
         table = tiny_stamp_nopsf.predict(make_ccd(), positions=CENTERS,
                                          **KWARGS)
-        assert table.meta['psf_source'] == ''
+        assert 'psf_fwhm_source' not in table.meta

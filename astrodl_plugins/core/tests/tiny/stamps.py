@@ -135,8 +135,7 @@ class TinyStamp(TrainableMixin, SourceStampEstimator):
         return dict(getattr(self, 'error_scale_', {}))
 
     def _extra_meta(self, context):
-        return {'size_unit': str(self._output_units(context)['size']),
-                'psf_source': context.psf_source}
+        return {'size_unit': str(self._output_units(context)['size'])}
 
     # -- fit hooks
 
