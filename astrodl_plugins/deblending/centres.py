@@ -8,19 +8,39 @@ centres. Crops come in seven sizes (32 to 256 pixels); a segment larger
 than 256 pixels is covered by overlapping 256-pixel tiles whose peaks are
 kept only away from the tile edges, so there are no seams. Only crops are
 ever held in memory. A PSF wider than the training range is handled by
-binning the image first.
+binning each crop by an odd factor.
+
+The heat map of a crop is the mean of the detector's maps of the crop and
+of the crop turned by 180 degrees about the segment's centre (the centre
+of its bounding box; of the tile for a tiled segment). The network is not
+exactly equivariant (it was trained with rotations, which makes it so
+only approximately); the mean is, so a segment that is symmetric under
+that turn (two equal sources) gets symmetric centres. Crops and binning
+grids are placed relative to the segment, never to the image, so that
+equal segments at different places get the same centres.
 """
+
+from collections import namedtuple
 
 import numpy as np
 
 from .network import detector_inputs
 
-__all__ = ['cut_window', 'crop_jobs', 'find_centres']
+__all__ = ['CropJob', 'cut_window', 'crop_jobs', 'find_centres']
 
 _CROP_SIZES = (32, 48, 64, 96, 128, 192, 256)
 _MARGIN = 8
 _TILE_OVERLAP = 32
 _PIXELS_PER_BATCH = 1 << 20
+
+#: One detector crop: the segment ``label``; ``y0``, ``x0`` the first
+#: (unbinned) pixel of the crop's window; ``size`` the crop's side in
+#: binned pixels (the window is ``size * factor`` pixels); ``core``
+#: ``(ylo, yhi, xlo, xhi)``, the (unbinned) region whose peaks are kept
+#: (the cores of a segment's tiles partition its box); ``turn``
+#: ``(dy, dx)``, how much further the window of the crop's turned twin
+#: starts (0 or ``factor`` pixels per axis).
+CropJob = namedtuple('CropJob', ['label', 'y0', 'x0', 'size', 'core', 'turn'])
 
 
 def cut_window(data, y0, x0, size, fill):
@@ -32,16 +52,54 @@ def cut_window(data, y0, x0, size, fill):
                          fill_value=fill)
 
 
-def _tile_starts(sl, size):
-    """First pixels of the overlapping tiles along one axis of a box."""
-    lo, hi = sl.start - _MARGIN, sl.stop + _MARGIN
-    if hi - lo <= size:
-        return [(sl.start + sl.stop) // 2 - size // 2]
-    starts = list(range(lo, hi - size, size - _TILE_OVERLAP))
-    return sorted(set(starts + [hi - size]))
+def _centred_start(start, stop, length, factor):
+    """
+    First pixel of a window of ``length`` pixels centred on the pixels
+    ``start:stop``, and how much further its turned twin starts.
+
+    A turn by 180 degrees about the centre ``c = (start + stop - 1) / 2``
+    maps the window onto one that starts at ``2c - first - length + 1``.
+    That is the window itself when ``c`` is a half-integer; otherwise the
+    window is placed half a binned pixel early, so that its twin starts
+    exactly one binned pixel (``factor`` pixels, an odd number) later and
+    both lie on the same binning grid.
+    """
+    rest = start + stop - length
+    if rest % 2 == 0:
+        return rest // 2, 0
+    return (rest - factor) // 2, factor
 
 
-def crop_jobs(slices, labels):
+def _axis_windows(start, stop, length, factor):
+    """
+    Windows along one axis over the pixels ``start:stop`` and their margin:
+    one centred window, or overlapping tiles (turned about their own
+    centres). Each is ``(first, core_lo, core_hi, turn)``.
+    """
+    margin = _MARGIN * factor
+    lo, hi = start - margin, stop + margin
+    if hi - lo <= length:
+        first, turn = _centred_start(start, stop, length, factor)
+        return [(first, start, stop, turn)]
+    overlap = _TILE_OVERLAP * factor
+    half = overlap // 2
+    # The last tile ends at the margin's end, to the binning grid of the
+    # others.
+    last = lo + (hi - length - lo) // factor * factor
+    starts = sorted(set(list(range(lo, hi - length, length - overlap))
+                        + [last]))
+    # A peak belongs to the tile where it is at least half the overlap
+    # from the (inner) tile edges.
+    windows = []
+    for i, first in enumerate(starts):
+        core_lo = start if i == 0 else max(first + half,
+                                           starts[i - 1] + length - half)
+        core_hi = stop if i == len(starts) - 1 else first + length - half
+        windows.append((first, core_lo, core_hi, 0))
+    return windows
+
+
+def crop_jobs(slices, labels, factor=1):
     """
     The detector crops of segments: one crop of the smallest size that
     holds a segment and its margin, or overlapping 256-pixel tiles.
@@ -52,61 +110,66 @@ def crop_jobs(slices, labels):
         ``(y slice, x slice)`` of each segment's box, by label.
     labels : iterable of int
         The segments.
+    factor : int, optional
+        Binning factor of the crops (odd); sizes and margins are in
+        binned pixels.
 
     Returns
     -------
-    jobs : list of tuple
-        ``(label, y0, x0, size, core)``: the crop's first pixel and side,
-        and ``core`` ``(ylo, yhi, xlo, xhi)``, the region whose peaks are
-        kept (the cores of a segment's tiles partition its box).
+    jobs : list of `CropJob`
     """
+    if factor < 1 or factor % 2 == 0:
+        msg = f'factor must be an odd integer >= 1, got {factor!r}'
+        raise ValueError(msg)
     jobs = []
     for label in labels:
         sy, sx = slices[label]
-        h = sy.stop - sy.start + 2 * _MARGIN
-        w = sx.stop - sx.start + 2 * _MARGIN
-        need = max(h, w)
-        size = next((s for s in _CROP_SIZES if s >= need), None)
-        if size is not None:
-            cy = (sy.start + sy.stop) // 2
-            cx = (sx.start + sx.stop) // 2
-            jobs.append((label, cy - size // 2, cx - size // 2, size,
-                         (sy.start, sy.stop, sx.start, sx.stop)))
-            continue
-        # Tiles over a large segment; a peak belongs to the tile where it
-        # is at least half the overlap from the (inner) tile edges.
-        size = _CROP_SIZES[-1]
-        half = _TILE_OVERLAP // 2
-        y_starts = _tile_starts(sy, size)
-        x_starts = _tile_starts(sx, size)
-        for iy, ty in enumerate(y_starts):
-            for ix, tx in enumerate(x_starts):
-                ylo = sy.start if iy == 0 else ty + half
-                yhi = sy.stop if iy == len(y_starts) - 1 else ty + size - half
-                xlo = sx.start if ix == 0 else tx + half
-                xhi = sx.stop if ix == len(x_starts) - 1 else tx + size - half
-                if iy > 0:
-                    ylo = max(ylo, y_starts[iy - 1] + size - half)
-                if ix > 0:
-                    xlo = max(xlo, x_starts[ix - 1] + size - half)
-                jobs.append((label, ty, tx, size, (ylo, yhi, xlo, xhi)))
+        extent = max(sy.stop - sy.start, sx.stop - sx.start)
+        need = -(-extent // factor) + 2 * _MARGIN
+        size = next((s for s in _CROP_SIZES if s >= need), _CROP_SIZES[-1])
+        length = size * factor
+        for y0, ylo, yhi, dy in _axis_windows(sy.start, sy.stop, length,
+                                              factor):
+            for x0, xlo, xhi, dx in _axis_windows(sx.start, sx.stop, length,
+                                                  factor):
+                jobs.append(CropJob(label, y0, x0, size,
+                                    (ylo, yhi, xlo, xhi), (dy, dx)))
     return jobs
 
 
-def _binned(data, sigma, slices, factor):
-    """Data, noise and segment boxes on a grid binned by ``factor``."""
-    from astropy.nddata import block_reduce
+def _bin(array, factor):
+    """Sum of the ``factor x factor`` blocks of a square array."""
+    n = array.shape[0] // factor
+    return array.reshape(n, factor, n, factor).sum(axis=(1, 3))
 
-    data = block_reduce(np.nan_to_num(data), factor, func=np.sum)
+
+def _detector_crop(data, sigma, y0, x0, size, factor):
+    """The detector's input over a window, binned by ``factor``."""
+    length = size * factor
+    window = cut_window(data, y0, x0, length, 0.0)
     if np.ndim(sigma) == 2:
-        sigma = np.sqrt(block_reduce(np.nan_to_num(sigma) ** 2, factor,
-                                     func=np.sum))
+        noise = cut_window(sigma, y0, x0, length, np.nan)
+        if factor > 1:
+            # A block with a pixel of unknown noise has unknown noise.
+            noise = np.sqrt(_bin(noise ** 2, factor))
     else:
-        sigma = sigma * factor
-    slices = {label: (slice(sy.start // factor, -(-sy.stop // factor)),
-                      slice(sx.start // factor, -(-sx.stop // factor)))
-              for label, (sy, sx) in slices.items()}
-    return data, sigma, slices
+        noise = sigma * factor
+    if factor > 1:
+        window = _bin(np.nan_to_num(window), factor)
+    return detector_inputs(window, noise)
+
+
+def _mean_with_twin(heat, twin, shift_y, shift_x):
+    """
+    Mean of a crop's heat map and its turned twin's (turned back), which
+    lies ``shift`` binned pixels further; the first row or column, outside
+    the twin, keeps the crop's own value.
+    """
+    size = heat.shape[0]
+    out = heat.copy()
+    out[shift_y:, shift_x:] = 0.5 * (heat[shift_y:, shift_x:]
+                                     + twin[:size - shift_y, :size - shift_x])
+    return out
 
 
 def find_centres(detector, data, sigma, segm_data, slices, labels, *,
@@ -117,8 +180,8 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
     Parameters
     ----------
     factor : int, optional
-        Bin the image by this factor before detection (a PSF wider than
-        the training range); centres are returned in unbinned pixels.
+        Bin the crops by this (odd) factor before detection (a PSF wider
+        than the training range); centres are returned in unbinned pixels.
 
     Returns
     -------
@@ -132,52 +195,56 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
     from skimage.feature import peak_local_max
 
     data = np.asarray(data)
-    if factor > 1:
-        data, sigma, slices = _binned(data, sigma, slices, factor)
-    jobs = crop_jobs(slices, labels)
+    jobs = crop_jobs(slices, labels, factor)
     xs, ys, parents = [], [], []
     by_size = {}
     for job in jobs:
-        by_size.setdefault(job[3], []).append(job)
-    sigma_map = np.ndim(sigma) == 2
+        by_size.setdefault(job.size, []).append(job)
     ny, nx = segm_data.shape
     for size, group in by_size.items():
-        per_batch = max(1, _PIXELS_PER_BATCH // (size * size))
+        per_batch = max(1, _PIXELS_PER_BATCH // (2 * size * size))
         for start in range(0, len(group), per_batch):
             batch = group[start:start + per_batch]
-            crops = np.empty((len(batch), size, size, 1), np.float32)
-            for i, (_, y0, x0, _, _) in enumerate(batch):
-                window = cut_window(data, y0, x0, size, 0.0)
-                noise = (cut_window(sigma, y0, x0, size, np.nan)
-                         if sigma_map else sigma)
-                crops[i, ..., 0] = detector_inputs(window, noise)
+            n = len(batch)
+            crops = np.empty((2 * n, size, size, 1), np.float32)
+            for i, job in enumerate(batch):
+                dy, dx = job.turn
+                crops[i, ..., 0] = _detector_crop(data, sigma, job.y0,
+                                                  job.x0, size, factor)
+                crops[n + i, ..., 0] = _detector_crop(
+                    data, sigma, job.y0 + dy, job.x0 + dx, size,
+                    factor)[::-1, ::-1]
             # An eager call: crops come in several shapes, and a compiled
             # predict function would be retraced for each (with warnings).
             heat = expit(keras.ops.convert_to_numpy(
                 detector(crops, training=False))[..., 0])
-            for i, (label, y0, x0, _, core) in enumerate(batch):
-                peaks = peak_local_max(heat[i], min_distance=1,
+            for i, job in enumerate(batch):
+                dy, dx = job.turn
+                mean = _mean_with_twin(heat[i], heat[n + i][::-1, ::-1],
+                                       dy // factor, dx // factor)
+                peaks = peak_local_max(mean, min_distance=1,
                                        threshold_abs=threshold,
                                        exclude_border=False)
+                ylo, yhi, xlo, xhi = job.core
                 for py, px in peaks:
-                    gy, gx = py + y0, px + x0
-                    if not (core[0] <= gy < core[1]
-                            and core[2] <= gx < core[3]):
+                    # The centre of binned pixel k is at pixel
+                    # k * factor + (factor - 1) / 2 of the window.
+                    gy = job.y0 + py * factor + factor // 2
+                    gx = job.x0 + px * factor + factor // 2
+                    if not (ylo <= gy < yhi and xlo <= gx < xhi):
                         continue
-                    dy, dx = _subpixel(heat[i], py, px)
-                    # Back to unbinned pixels (centre of a binned pixel k
-                    # is at (k + 0.5) * factor - 0.5).
-                    x = (gx + dx + 0.5) * factor - 0.5
-                    y = (gy + dy + 0.5) * factor - 0.5
+                    dpy, dpx = _subpixel(mean, py, px)
+                    x = gx + dpx * factor
+                    y = gy + dpy * factor
                     iy = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
                     ix = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
-                    if segm_data[iy, ix] != label:
+                    if segm_data[iy, ix] != job.label:
                         continue
                     xs.append(x)
                     ys.append(y)
-                    parents.append(label)
+                    parents.append(job.label)
             if progress is not None:
-                progress(len(batch))
+                progress(n)
     return (np.array(xs, np.float64), np.array(ys, np.float64),
             np.array(parents, np.int64))
 

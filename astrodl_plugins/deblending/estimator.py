@@ -125,7 +125,7 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
             (`~astrodl_plugins.core.psf.estimate_image_psf`). When it is
             wider than the networks were trained on (the preset's
             ``valid_ranges``), the centres are detected on the image binned
-            by ``ceil(psf_fwhm / 4)``.
+            by the smallest odd factor of at least ``psf_fwhm / 4``.
         fluxes : bool, optional
             Measure fluxes (runs the extractor on every source); `False`
             gives the segmentation only, from one deterministic pass, as
@@ -169,11 +169,16 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
         options['n_pixels'] = int(n_pixels)
 
     def _binning(self, fwhm):
-        """Binning that brings a PSF wider than the trained range back in."""
+        """
+        Binning that brings a PSF wider than the trained range back in:
+        the smallest odd factor of at least ``fwhm / 4`` (odd, so that a
+        binning grid can be centred on any segment).
+        """
         trained_max = self.valid_ranges.get('psf_fwhm', (None, None))[1]
         if fwhm is None or trained_max is None or fwhm <= 1.2 * trained_max:
             return 1
-        return int(np.ceil(fwhm / 4.0))
+        factor = int(np.ceil(fwhm / 4.0))
+        return factor + 1 - factor % 2
 
     def _process(self, segm, labels, context, measure):
         import keras

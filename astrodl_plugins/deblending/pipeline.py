@@ -12,6 +12,12 @@ For every parent segment:
 2. When a segment has two or more centres, the *extractor* U-Net predicts
    each child's own noise-free image (its *model*) from a 48-pixel stamp
    centred on it.
+
+   Both networks see their input twice, as it is and turned by 180
+   degrees (about the segment's centre, about the child's pixel), and the
+   heat map and models are the means of the two: exactly equivariant, so
+   a blend that is its own image under the turn (two equal sources) is
+   split into two mirror halves.
 3. Each pixel of the segment goes to the child whose model is brightest
    there; children smaller than ``n_pixels`` are removed (their light goes
    to the others) until none is left. Children therefore tile their
@@ -59,6 +65,14 @@ def noise_sigma(image, segm_data):
     if not np.isfinite(std) or std <= 1e-6 * peak:
         std = peak / 300.0
     return float(std) if std > 0 else 1.0
+
+
+def _is_flat(data, segm_data, sl, label):
+    """Whether the finite pixels of a segment all have the same value."""
+    values = data[sl][segm_data[sl] == label]
+    values = values[np.isfinite(values)]
+    return values.size == 0 or values.min() == values.max()
+
 
 def _segment_centroid(data, segm_data, sl, label):
     """Flux-weighted centroid of a segment's positive pixels."""
@@ -128,6 +142,10 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
         # children: it is kept whole without looking for centres.
         areas = dict(zip(segm.labels.tolist(), segm.areas.tolist()))
         search = [label for label in labels if areas[label] >= 2 * n_pixels]
+    # A segment whose pixels all have one value has no structure to split
+    # (photutils keeps it whole too); the networks never saw one.
+    search = [label for label in search
+              if not _is_flat(data, segm_data, slices[label], label)]
     with tqdm(total=len(search) + len(labels), desc='deblending',
               unit='segment', disable=not progress_bar) as bar:
         xs, ys, parents = find_centres(
@@ -155,7 +173,9 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
     for label in sorted(set(slices) - set(labels)):
         rows.append({'parent': label, 'order': 0, 'pixels': None})
     rows.sort(key=lambda row: (row['parent'], row['order']))
-    out = np.zeros(segm_data.shape, dtype=np.int32)
+    # The input's integer type, unless it cannot hold the new labels.
+    dtype = np.promote_types(segm_data.dtype, np.min_scalar_type(len(rows)))
+    out = np.zeros(segm_data.shape, dtype=dtype)
     for new_label, row in enumerate(rows, start=1):
         row['label'] = new_label
         if row['pixels'] is None:
@@ -186,20 +206,32 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
     models = {label: None for label in chunk}
     origins = {label: None for label in chunk}
     if targets:
-        stamps = np.empty((len(targets), size, size), np.float32)
-        noise = np.empty(len(targets))
-        sx = np.empty(len(targets))
-        sy = np.empty(len(targets))
-        corners = np.empty((len(targets), 2), np.int64)
+        # Each source's stamp, and its twin: the stamp turned by 180
+        # degrees about the source's pixel (the window one pixel further,
+        # reversed). The model is the mean of the two predictions, so two
+        # sources that are each other's image under a turn get models that
+        # are too (the network is only nearly equivariant).
+        n = len(targets)
+        stamps = np.empty((2 * n, size, size), np.float32)
+        noise = np.empty(2 * n)
+        sx = np.empty(2 * n)
+        sy = np.empty(2 * n)
+        corners = np.empty((n, 2), np.int64)
         sigma_map = np.ndim(sigma) == 2
         for k, (x, y, _) in enumerate(targets):
             x0 = int(np.floor(x + 0.5)) - half
             y0 = int(np.floor(y + 0.5)) - half
-            stamps[k] = cut_window(data, y0, x0, size, np.nan)
-            noise[k] = (np.nanmedian(cut_window(sigma, y0, x0, size,
-                                                np.nan))
-                        if sigma_map else sigma)
-            sx[k], sy[k] = x - x0, y - y0
+            for j, first in ((k, 0), (n + k, 1)):
+                stamp = cut_window(data, y0 + first, x0 + first, size, np.nan)
+                noise[j] = (np.nanmedian(cut_window(sigma, y0 + first,
+                                                    x0 + first, size, np.nan))
+                            if sigma_map else sigma)
+                if first:
+                    stamp = stamp[::-1, ::-1]
+                    sx[j], sy[j] = size - (x - x0), size - (y - y0)
+                else:
+                    sx[j], sy[j] = x - x0, y - y0
+                stamps[j] = stamp
             corners[k] = x0, y0
         inputs, scale = extractor_inputs(stamps, noise, sx, sy)
         # The MC head runs on batch * n_samples full-resolution stamps:
@@ -207,8 +239,9 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
         rows_cap = max(1, min(batch_size, 256 // max(n_samples, 1)))
         draws = engine.sample([inputs], n_samples, seed=seed,
                               batch_size=rows_cap)
-        draws = draws.reshape(len(targets), -1, size, size)
+        draws = draws.reshape(2 * n, -1, size, size)
         draws = np.clip(draws * scale[:, None, None, None], 0, None)
+        draws = _mean_with_twin(draws[:n], draws[n:])
         start = 0
         for label in run:
             stop = start + len(members[label])
@@ -221,6 +254,19 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
                               origins[label], data, sigma, segm_data,
                               slices[label], size, n_pixels, fluxes))
     return rows
+
+
+def _mean_with_twin(models, twins):
+    """
+    Mean of the models of the stamps and of their turned twins (turned
+    back, one pixel further): ``(n, T, size, size)`` on the stamps' grid.
+    Row and column 0, which the twins do not cover, are zero, so that each
+    model's support is symmetric about its source's pixel.
+    """
+    out = np.zeros_like(models)
+    out[..., 1:, 1:] = 0.5 * (models[..., 1:, 1:]
+                              + twins[..., ::-1, ::-1][..., :-1, :-1])
+    return out
 
 
 def _regions(origins, size, shape):
