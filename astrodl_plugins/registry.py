@@ -368,7 +368,7 @@ def list_estimators():
     return Table(rows=rows, names=_COLUMNS, dtype=[str] * len(_COLUMNS))
 
 
-def get_estimator(name, **kwargs):
+def get_estimator(name, *, preset=None, **kwargs):
     """
     Create a registered estimator.
 
@@ -376,10 +376,14 @@ def get_estimator(name, **kwargs):
     ----------
     name : str
         Registry name of the estimator (see `list_estimators`).
+    preset : str or path-like, optional
+        Load this preset (a registered preset name or a directory written
+        by ``save``, e.g. a fine-tuned model) instead of the default one.
     **kwargs
-        Passed to the estimator's constructor. Without keywords the
-        estimator is loaded from its ``default_preset`` if it has one, and
-        built with its default parameters otherwise.
+        Passed to the estimator's constructor (an untrained estimator).
+        Without keywords the estimator is loaded from its
+        ``default_preset`` if it has one, and built with its default
+        parameters otherwise.
 
     Returns
     -------
@@ -411,6 +415,12 @@ def get_estimator(name, **kwargs):
                     f'{DISABLE_EXTERNAL_ENV}.')
         raise ValueError(msg)
     cls = record.cls
+    if preset is not None:
+        if kwargs:
+            msg = ('give either preset= or constructor keywords, not both: '
+                   'a preset holds its own parameters')
+            raise TypeError(msg)
+        return cls.from_preset(preset)
     if kwargs:
         return cls(**kwargs)
     if cls.default_preset:

@@ -183,6 +183,18 @@ class TestGetEstimator:
     def test_default_preset(self):
         assert get_estimator('dummy-preset').preset == 'dummy-default'
 
+    def test_preset_loads_through_from_preset(self, monkeypatch):
+        calls = []
+        monkeypatch.setattr(dummy_plugin.DummyConstant, 'from_preset',
+                            classmethod(lambda cls, preset: calls.append(
+                                preset) or cls(value=7.0)))
+        assert get_estimator('dummy-constant', preset='mine').value == 7.0
+        assert calls == ['mine']
+
+    def test_preset_and_keywords_refused(self):
+        with pytest.raises(TypeError, match='either preset= or constructor'):
+            get_estimator('dummy-constant', preset='mine', value=1.0)
+
     def test_unknown_name_lists_available(self):
         match = (r"Unknown estimator 'foo'\. Available estimators: "
                  r"'dummy-constant', 'dummy-preset'\.")
