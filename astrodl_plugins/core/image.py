@@ -13,14 +13,19 @@ import numpy as np
 
 from .base import BaseEstimator, Draws
 from .context import PredictContext
-from .flags import SourceFlags
+from .flags import SourceFlags, flag_descriptions
 from .inputs import read_image
 from .psf import estimate_image_psf, psf_given, psf_origin, resolve_psf_fwhm
 from .segmentation import check_segmentation, deblended_segmentation, labels_at
 from .sources import Sources, positions_xy
 from .table import build_table, source_columns
 
-__all__ = ['ImageToImageEstimator', 'ImageOutput', 'ImageResult']
+__all__ = ['ImageToImageEstimator', 'ImageOutput', 'ImageResult',
+           'pool_feature_maps']
+
+#: Edges (pixels from the stamp's centre) of the annuli over which
+#: `pool_feature_maps` averages each feature channel.
+FEATURE_RADII = (2, 4, 8, 16)
 
 
 @dataclass
@@ -51,6 +56,9 @@ class ImageOutput:
         ``(n, 2)`` x, y of each model stamp's first pixel in the image.
     meta : dict
         Entries for ``table.meta`` and the result's ``meta``.
+    features : `~numpy.ndarray` or None
+        ``(n, d)`` network features of each measured row, for the
+        familiarity model (``ood_score``); see `ImageToImageEstimator`.
     """
 
     label_image: np.ndarray
@@ -65,6 +73,7 @@ class ImageOutput:
     models: np.ndarray | None = None
     origins: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    features: np.ndarray | None = None
 
 
 class ImageResult:
@@ -174,9 +183,24 @@ class ImageToImageEstimator(BaseEstimator):
         PSF FWHM in pixels (or `None`): the given value, ``meta['PSF_FWHM']``
         or, with ``psf = 'estimate'``, the image's own point sources
         (`~astrodl_plugins.core.psf.estimate_image_psf`).
+    ``_pool_features(maps)``
+        Feature maps ``(n, ny, nx, c)`` of stamps centred on the objects
+        -> ``(n, d)`` vectors; default `pool_feature_maps`.
     ``_output_units``, ``_error_scale``, ``_extra_meta``
         As for every estimator. Each output's predictive draws are its
         draws plus Gaussian noise of the aleatoric variance.
+
+    Out-of-distribution score: when the estimator has a familiarity
+    model (`~astrodl_plugins.core.base.BaseEstimator.fit_familiarity`),
+    the table gets an ``ood_score`` column and the ``UNFAMILIAR`` bit,
+    computed from the ``features`` of `ImageOutput`: the network's
+    features (the input of its first MC-dropout layer) for the crop each
+    row was measured on. An estimator whose ``_process`` draws through
+    ``_sample`` gets them without writing anything; one that runs an MC
+    engine itself passes a list as ``features=`` to its ``sample`` and
+    returns the rows' features, reduced by ``_pool_features`` when they
+    are maps. ``fit_familiarity`` takes the same features of simulated
+    training-like inputs.
 
     Class attributes of the family: ``stamp_size`` (side of the model
     stamps; the ``EDGE`` and ``MASKED`` bits look at that window),
@@ -349,6 +373,28 @@ class ImageToImageEstimator(BaseEstimator):
         msg = f'{type(self).__name__} must implement _process'
         raise NotImplementedError(msg)
 
+    def _pool_features(self, maps):
+        """
+        Feature maps of object-centred stamps -> one vector per stamp
+        (default: `pool_feature_maps`).
+        """
+        return pool_feature_maps(maps)
+
+    def _sample(self, inputs, context, network='model'):
+        """
+        `~astrodl_plugins.core.base.BaseEstimator._sample` inside
+        ``_process``: every row drawn is a measured row (in table order),
+        and the features of successive calls (an estimator may draw
+        chunk by chunk) are gathered in ``context.features``.
+        """
+        gathered = context.features
+        context.usable = np.ones(len(inputs[0]), bool)
+        context.features = None
+        raw = super()._sample(inputs, context, network)
+        if gathered is not None and context.features is not None:
+            context.features = np.concatenate([gathered, context.features])
+        return raw
+
     # -- assembling the result -------------------------------------------------
 
     def _result(self, segm, output, context, measure):
@@ -363,6 +409,7 @@ class ImageToImageEstimator(BaseEstimator):
         context.sources = Sources(np.asarray(output.labels, np.int64),
                                   np.asarray(output.x, np.float64),
                                   np.asarray(output.y, np.float64))
+        context.features = self._row_features(output, context, n)
         context.usable = np.ones(n, bool)
         context.flags = (np.asarray(output.flags, np.int32)
                          | self._window_flags(output.origins, image, n))
@@ -373,6 +420,9 @@ class ImageToImageEstimator(BaseEstimator):
         draws = Draws(output.values, output.aleatoric, predictive)
         columns, flags, values = self._columns_from_draws(draws, context)
         columns.update(output.columns)
+        if 'ood_score' in columns:
+            # Last before the flag, as in every family.
+            columns['ood_score'] = columns.pop('ood_score')
         meta = self._meta(context)
         meta.update(output.meta)
         leading = source_columns(context.sources, image.wcs)
@@ -386,6 +436,37 @@ class ImageToImageEstimator(BaseEstimator):
                 tuple(int(v) for v in origin) for origin in output.origins],
             model_labels=output.labels, wcs=image.wcs, unit=image.unit,
             meta=run_meta)
+
+    def _row_features(self, output, context, n):
+        """
+        ``(n, d)`` features of the measured rows for the familiarity model:
+        those ``_process`` returned, else those ``_sample`` gathered; `None`
+        without a familiarity model.
+        """
+        if self._familiarity() is None:
+            return None
+        features = (output.features if output.features is not None
+                    else context.features)
+        if features is None:
+            return None
+        features = np.asarray(features, np.float64)
+        if len(features) != n:
+            msg = (f'{type(self).__name__}._process gave features of '
+                   f'{len(features)} rows for {n} measured rows')
+            raise ValueError(msg)
+        return features.reshape(n, -1)
+
+    def _meta(self, context):
+        """
+        The base meta; with a familiarity model, ``flags`` describes the
+        ``UNFAMILIAR`` bit even when the class does not list it.
+        """
+        meta = super()._meta(context)
+        if (self._familiarity() is not None
+                and 'UNFAMILIAR' not in self.flag_names):
+            meta['flags'] = flag_descriptions((*self.flag_names,
+                                               'UNFAMILIAR'))
+        return meta
 
     def _window_flags(self, origins, image, n):
         """``EDGE`` and ``MASKED`` bits of each model stamp's window."""
@@ -403,3 +484,56 @@ class ImageToImageEstimator(BaseEstimator):
                                                       xlo:xhi].any():
                 flags[i] |= SourceFlags.MASKED
         return flags
+
+
+def pool_feature_maps(maps, radii=FEATURE_RADII):
+    """
+    Mean of each feature channel over annuli about the stamps' centre.
+
+    A convolutional network's features of a stamp are a map (for the
+    deblender's extractor 48 x 48 pixels by 48 channels): too many numbers
+    for a Gaussian model of their distribution, and most of them describe
+    where things are rather than what they are. Averaging each channel
+    over annuli about the object keeps its radial profile in every channel
+    and does not depend on the orientation (the training sets cover every
+    orientation).
+
+    Parameters
+    ----------
+    maps : `~numpy.ndarray`
+        ``(n, ny, nx, c)`` feature maps; the object is at pixel
+        ``(ny // 2, nx // 2)``, as in the family's stamps.
+    radii : sequence of float, optional
+        Inner edges (pixels) of the annuli after the central disc; the
+        last annulus reaches the corners.
+
+    Returns
+    -------
+    features : `~numpy.ndarray`
+        ``(n, (len(radii) + 1) * c)``: the channel means of the first
+        annulus, then of the next...
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astrodl_plugins.core.image import pool_feature_maps
+    >>> maps = np.ones((2, 48, 48, 3))
+    >>> pool_feature_maps(maps).shape
+    (2, 15)
+    """
+    maps = np.asarray(maps, np.float64)
+    if maps.ndim != 4:
+        msg = f'maps must be (n, ny, nx, c), got shape {maps.shape}'
+        raise ValueError(msg)
+    n, ny, nx, c = maps.shape
+    yy, xx = np.mgrid[:ny, :nx]
+    radius = np.hypot(yy - ny // 2, xx - nx // 2).ravel()
+    ring = np.searchsorted(np.asarray(radii, np.float64), radius,
+                           side='right')
+    weights = np.zeros((len(radii) + 1, ny * nx))
+    weights[ring, np.arange(ny * nx)] = 1.0
+    counts = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, counts, out=np.zeros_like(weights),
+                        where=counts > 0)
+    pooled = np.einsum('rp,npc->nrc', weights, maps.reshape(n, ny * nx, c))
+    return pooled.reshape(n, (len(radii) + 1) * c)

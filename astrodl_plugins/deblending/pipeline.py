@@ -26,6 +26,8 @@ For every parent segment:
    in proportion to the models (so the fluxes add up to the data), beyond
    it each child's model supplies its faint wings. MC-dropout draws of the
    models give ``flux_err``, together with the propagated pixel noise.
+   With a familiarity model, each child also gets the extractor's
+   features of its stamp (``ood_score``).
 """
 
 
@@ -88,7 +90,7 @@ def _segment_centroid(data, segm_data, sl, label):
 
 def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
                   threshold, stamp_size, n_samples, seed, batch_size, fluxes,
-                  factor=1, progress_bar=False):
+                  factor=1, progress_bar=False, pool_features=None):
     """
     Run the pipeline on an image; see the module docstring.
 
@@ -117,13 +119,19 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
         Bin the image by this factor for the centre detection.
     progress_bar : bool, optional
         Show a `tqdm` progress bar over the segments.
+    pool_features : callable, optional
+        Reduces the extractor's feature maps of a batch of stamps (the
+        input of its MC-dropout layer, ``(b, size, size, c)``) to
+        ``(b, d)``; when given, the rows with models also get
+        ``features``, those of their own stamp.
 
     Returns
     -------
     rows : list of dict
         One per child, in new-label order: ``label``, ``parent``, ``x``,
         ``y``, ``detected``, ``n_children``, and with ``fluxes``
-        ``flux_draws``, ``flux_noise_var``, ``model``, ``origin``.
+        ``flux_draws``, ``flux_noise_var``, ``model``, ``origin`` (and
+        ``features`` with ``pool_features``).
         Segments not deblended have a row with ``pixels`` None.
     segm_data : `~numpy.ndarray`
         The deblended label image.
@@ -166,7 +174,7 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
                 rows.extend(_process_chunk(
                     engine, data, sigma, segm_data, slices, chunk, xs, ys,
                     by_parent, stamp_size, n_pixels, n_samples,
-                    seed + number, batch_size, fluxes))
+                    seed + number, batch_size, fluxes, pool_features))
                 bar.update(len(chunk))
                 chunk, n_sources = [], 0
     # Labels not deblended are copied as they are.
@@ -188,7 +196,7 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
 
 def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
                    by_parent, size, n_pixels, n_samples, seed, batch_size,
-                   fluxes):
+                   fluxes, pool_features=None):
     """Deblend the parents of one chunk; one row dict per child."""
     half = size // 2
     # Per parent: its children's (x, y, detected); a parent without a
@@ -205,6 +213,7 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
     targets = [member for label in run for member in members[label]]
     models = {label: None for label in chunk}
     origins = {label: None for label in chunk}
+    features = {label: None for label in chunk}
     if targets:
         # Each source's stamp, and its twin: the stamp turned by 180
         # degrees about the source's pixel (the window one pixel further,
@@ -237,8 +246,12 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
         # The MC head runs on batch * n_samples full-resolution stamps:
         # cap the rows so that memory stays well under a gigabyte.
         rows_cap = max(1, min(batch_size, 256 // max(n_samples, 1)))
+        collect = None if pool_features is None else _Pooled(pool_features)
         draws = engine.sample([inputs], n_samples, seed=seed,
-                              batch_size=rows_cap)
+                              batch_size=rows_cap, features=collect)
+        # The features of the stamps as cut (the first n rows), not of
+        # their turned twins.
+        pooled = np.concatenate(collect)[:n] if collect else None
         draws = draws.reshape(2 * n, -1, size, size)
         draws = np.clip(draws * scale[:, None, None, None], 0, None)
         draws = _mean_with_twin(draws[:n], draws[n:])
@@ -247,13 +260,32 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
             stop = start + len(members[label])
             models[label] = draws[start:stop]
             origins[label] = corners[start:stop]
+            if pooled is not None:
+                features[label] = pooled[start:stop]
             start = stop
     rows = []
     for label in chunk:
         rows.extend(_assemble(label, members[label], models[label],
                               origins[label], data, sigma, segm_data,
-                              slices[label], size, n_pixels, fluxes))
+                              slices[label], size, n_pixels, fluxes,
+                              features[label]))
     return rows
+
+
+class _Pooled(list):
+    """
+    The ``features`` list of `MCDropoutEngine.sample`, pooled batch by
+    batch as the engine appends them: the full-resolution maps of a chunk
+    would take hundreds of megabytes.
+    """
+
+    def __init__(self, pool):
+        super().__init__()
+        self.pool = pool
+
+    def append(self, maps):
+        """Keep the pooled features of a batch's maps."""
+        super().append(np.asarray(self.pool(maps)))
 
 
 def _mean_with_twin(models, twins):
@@ -311,13 +343,14 @@ def _owners(mean_models, regions, footprint, cx, cy):
 
 
 def _assemble(label, members, models, origins, data, sigma, segm_data, sl,
-              size, n_pixels, fluxes):
+              size, n_pixels, fluxes, features=None):
     """
     Children of one parent: pixels, and flux draws when asked.
 
     ``members`` are the children's ``(x, y, detected)``; ``models`` their
-    ``(n, T, size, size)`` model draws and ``origins`` the ``(x0, y0)`` of
-    their stamps, or None when the extractor did not run.
+    ``(n, T, size, size)`` model draws, ``origins`` the ``(x0, y0)`` of
+    their stamps and ``features`` the extractor's features of them, or
+    None when the extractor did not run (or no features were asked for).
     """
     sy, sx = sl
     has_models = models is not None
@@ -373,6 +406,8 @@ def _assemble(label, members, models, origins, data, sigma, segm_data, sl,
             row['flux_noise_var'] = noise_var[k]
             row['model'] = mean[member_index]
             row['origin'] = tuple(int(v) for v in origins[member_index])
+            if features is not None:
+                row['features'] = features[member_index]
         rows.append(row)
     return rows
 

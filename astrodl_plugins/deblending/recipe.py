@@ -10,8 +10,13 @@ centre detector, then the extractor, with augmentation and early
 stopping; on blend fields of 1024 x 1024 pixels, choose the detector
 threshold and calibrate ``flux_err`` (validation fields, seeds
 ``1000 * (S + 1) + k``), then measure the held-out metrics against
-photutils (test fields, seeds ``1000 * (S + 2) + k``); save the estimator
-with its model card, the two training histories and an example figure.
+photutils (test fields, seeds ``1000 * (S + 2) + k``); fit the
+familiarity model (``ood_score``) on the extractor's features of the
+validation stamps (also its calibration: there are no held-out stamps);
+save the estimator with its model card, the two training histories and an
+example figure. ``astrodl familiarity deblender --seed S --n N`` refits
+the familiarity model of a preset on ``N`` new blends (seed S + 1),
+calibrated on ``N // 2`` others (seed S + 2).
 
 There is no held-out set of stamps (``n_test = 0``): the test fields are
 the held-out test. By default each network keeps its own maximum number of
@@ -36,6 +41,16 @@ CONVENTIONS = {
     'detection': 'photutils detect_sources on the image smoothed by a '
                  '3-pixel FWHM Gaussian, 1.5 sigma, 5 pixels',
 }
+
+#: The model card's description of the familiarity features.
+_FEATURES = ('the input of the extractor\'s MC-dropout layer for each '
+             'child\'s stamp, its decoder channels averaged over annuli '
+             'about the child (r < 2, 2-4, 4-8, 8-16, >= 16 pixels); fitted '
+             'on simulated blend stamps (one per member), markers jittered '
+             'by 0.3 pixel')
+#: Standard deviation (pixels) of the marker jitter of the fit, as in
+#: training: the detector's typical centring error.
+_MARKER_JITTER = 0.3
 
 #: What each training history shows (the card's figure captions).
 _NETWORKS = {'detector': 'the centre detector',
@@ -90,6 +105,36 @@ class DeblenderRecipe(Recipe):
     def valid_ranges(self):
         """The blend simulator's ranges (pixels)."""
         return dict(BLEND_RANGES)
+
+    def familiarity_features(self, estimator, data):
+        """
+        The extractor's features of simulated blend stamps (no classes),
+        the marker jittered as in training (the detector's centring
+        error; fixed seed).
+        """
+        stamps, truth, _ = data
+        rng = np.random.default_rng(0)
+        jitter = rng.normal(0.0, _MARKER_JITTER, (2, len(truth)))
+        features = estimator.network_features(
+            stamps, np.asarray(truth['noise_sigma']),
+            np.asarray(truth['x']) + jitter[0],
+            np.asarray(truth['y']) + jitter[1])
+        return features, None
+
+    def add_familiarity(self, estimator, fit_data, held_out_data, *,
+                        source, quantile=0.99):
+        """The base's, with the card saying which features are used."""
+        done = super().add_familiarity(estimator, fit_data, held_out_data,
+                                       source=source, quantile=quantile)
+        if done:
+            n_axes = len(estimator.familiarity_.components)
+            estimator.card_['familiarity'].update(
+                method=('Mahalanobis distance of the extractor\'s features '
+                        'to their Gaussian on simulated blend stamps, in '
+                        f'{n_axes} principal components plus the residual '
+                        '(Lee et al. 2018)'),
+                features=_FEATURES)
+        return done
 
     def training_data_card(self, estimator, sets, seed):
         """The skeleton's entry (member stamps), plus blends and fields."""

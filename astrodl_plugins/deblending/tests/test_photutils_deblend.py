@@ -102,7 +102,11 @@ class TestDeblendSourcesDL:
                'centre is found in it and it stays merged with its '
                'round neighbour (2 children, not 3)')
     def test_deblend_multiple_sources_with_neighbor(self, pair):
-        """photutils' ``test_deblend_multiple_sources_with_neighbor``."""
+        """
+        photutils' ``test_deblend_multiple_sources_with_neighbor``. The
+        child that holds the elongated source is flagged ``UNFAMILIAR``
+        (test_familiarity).
+        """
         x, y = pair['x'], pair['y']
         data = (Gaussian2D(100, 50, 50, 20, 5, theta=45)
                 + Gaussian2D(100, 35, 50, 5, 5)
