@@ -141,6 +141,8 @@ def _deblend(args):
 _TRAINERS = {
     'galaxy-structure': 'astrodl_plugins.structure.recipe:RECIPE',
     'star-galaxy': 'astrodl_plugins.classification.recipe:RECIPES:star-galaxy',
+    'star-galaxy-sky':
+        'astrodl_plugins.classification.recipe:RECIPES:star-galaxy-sky',
     'galaxy-morphology':
         'astrodl_plugins.classification.recipe:RECIPES:galaxy-morphology',
     'deblender': 'astrodl_plugins.deblending.recipe:RECIPE',

@@ -298,6 +298,12 @@ class SourceStampEstimator(BaseEstimator):
             return np.ones(n, np.int64)
         psf_range = (self.valid_ranges.get('psf_fwhm')
                      if self.psf is not None else None)
+        if psf_range is not None:
+            # The range as the OUT_OF_RANGE check reads it (its margins).
+            low_margin, high_margin = self.range_margins.get(
+                'psf_fwhm', (0.0, 0.0))
+            psf_range = (psf_range[0] * (1 - (low_margin or 0.0)),
+                         psf_range[1] * (1 + (high_margin or 0.0)))
         factors = sampling_factors(context.sources.extent, context.psf_fwhm,
                                    self.stamp_size, psf_range)
         if context.psf_fwhm is not None:

@@ -17,6 +17,11 @@ read noise per band, and sometimes a neighbour. Conventions:
 * Images are sky subtracted, in electrons (gain 1), ``(n, size, size,
   n_bands)``; NaN marks pixels outside the detector (truncated sources).
 
+`simulate_star_galaxy_sky_stamps` draws the same two classes in skies
+closer to real ones (`astrodl_plugins.simulate.sky`: several PSF families,
+undersampling, crowding, saturation, nebulosity, spirals); it is used for
+fine-tuning to a survey and by the ``star-galaxy-sky`` experiment.
+
 `simulate_star_galaxy_stamps` draws stars (the PSF with position jitter)
 and galaxies (Sersic or bulge + disk, from barely resolved to extended),
 down to S/N 5. `simulate_morphology_stamps` draws the five classes of the
@@ -33,8 +38,10 @@ from .common import loguniform, run_jobs
 from .structure import sersic_index_grid
 
 __all__ = ['BANDS', 'PSF_BAND_SCALE', 'STAR_GALAXY_CLASSES',
-           'STAR_GALAXY_RANGES', 'MORPHOLOGY_CLASSES', 'MORPHOLOGY_RANGES',
-           'simulate_star_galaxy_stamps', 'simulate_morphology_stamps']
+           'STAR_GALAXY_RANGES', 'STAR_GALAXY_SKY_RANGES',
+           'MORPHOLOGY_CLASSES', 'MORPHOLOGY_RANGES',
+           'simulate_star_galaxy_stamps', 'simulate_star_galaxy_sky_stamps',
+           'simulate_morphology_stamps']
 
 #: Bands of the simulated stamps, bluest first; ``r`` is the reference.
 BANDS = ('g', 'r', 'i')
@@ -48,6 +55,16 @@ MORPHOLOGY_CLASSES = ('spheroid', 'disk', 'irregular', 'point_source',
 
 #: Ranges of the star-galaxy simulator (pixels, reference band).
 STAR_GALAXY_RANGES = {
+    'snr': (5.0, 1000.0),
+    'psf_fwhm': (1.5, 6.0),
+    'psf_beta': (1.8, 5.0),
+    'psf_halo': (0.0, 0.15),
+    'r_eff_over_fwhm': (0.35, 5.0),
+    'r_eff': (0.5, 15.0),
+}
+#: Ranges of the sky-like star-galaxy simulator (pixels, reference band;
+#: ``crowding``: mean neighbours per stamp).
+STAR_GALAXY_SKY_RANGES = {
     'snr': (5.0, 1000.0),
     'psf_fwhm': (0.6, 6.0),
     'psf_beta': (1.8, 5.0),
@@ -369,13 +386,97 @@ def _truth(params, kinds, classes, label, bands, flux_r):
 
 def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
                                 bands=BANDS, star_fraction=0.5,
-                                neighbour_fraction=1.0, psf_kinds=None,
-                                nebulosity_fraction=0.3,
-                                saturated_fraction=0.05, ranges=None,
+                                neighbour_fraction=0.3, ranges=None,
                                 n_processes=None):
     """
-    Simulate multi-band stamps of stars and galaxies, in skies like real
-    ones, with their truth.
+    Simulate multi-band stamps of stars and galaxies with their truth.
+
+    Stars are the PSF (Moffat, FWHM and beta 1.8-5 varied, 0-15 % of the
+    light in a Gaussian halo 2-4 times wider, slight ellipticity, position
+    jitter) with colours along a stellar locus. Galaxies are
+    Sersic profiles (n 0.5-6) or bulge + disk systems, with semi-major
+    half-light radii log-uniform from 0.35 PSF FWHM (barely resolved) to 5
+    PSF FWHM (within 0.5-15 pixels), and galaxy colours. S/N (reference
+    band) is log-uniform in 5-1000.
+
+    Parameters
+    ----------
+    n_stamps : int
+        Number of stamps.
+    seed : int
+        Random seed; the same seed gives the same stamps.
+    stamp_size : int, optional
+        Side of the square stamps, pixels.
+    bands : tuple of str, optional
+        Bands to draw, a subset of `BANDS`.
+    star_fraction : float, optional
+        Fraction of stars.
+    neighbour_fraction : float, optional
+        Fraction of stamps with a neighbour (star or galaxy).
+    ranges : dict, optional
+        Overrides of `STAR_GALAXY_RANGES` (e.g. ``{'snr': (20, 1000)}``).
+    n_processes : int, optional
+        Worker processes; default the number of CPUs.
+
+    Returns
+    -------
+    images : `~numpy.ndarray`
+        ``(n_stamps, stamp_size, stamp_size, len(bands))`` float32.
+    truth : `~astropy.table.QTable`
+        ``label`` (0 star, 1 galaxy), ``class``, ``kind`` (``star``,
+        ``sersic`` or ``bulge_disk``), ``snr``, ``psf_fwhm``, ``psf_beta``,
+        ``r_eff`` (pix, semi-major; 0 for stars), ``g_r``, ``r_i``,
+        ``sersic_n``, ``axis_ratio``, ``bulge_fraction``, and
+        ``flux_<band>``, ``noise_sigma_<band>`` per band.
+    """
+    bands = tuple(bands)
+    _check(n_stamps, bands)
+    r = dict(STAR_GALAXY_RANGES)
+    r.update(ranges or {})
+    rng = np.random.default_rng(seed)
+    n = n_stamps
+    params = _common(rng, n, r['psf_fwhm'], bands, r['psf_beta'])
+    label = (rng.random(n) >= star_fraction).astype(np.int64)
+    kind = np.where(label == 0, 'star',
+                    np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
+    grid = sersic_index_grid()
+    params['snr'] = loguniform(rng, *r['snr'], n)
+    size = np.clip(params['psf_fwhm']
+                   * loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
+    params['r_eff'] = np.where(label == 1, size, 0.0)
+    params['sersic_n'] = np.where(kind == 'sersic',
+                                  grid[rng.integers(grid.size, size=n)],
+                                  np.nan)
+    params['axis_ratio'] = np.where(label == 1, rng.uniform(0.3, 1.0, n),
+                                    1.0)
+    params['bulge_fraction'] = np.where(kind == 'bulge_disk',
+                                        rng.uniform(0.0, 1.0, n), np.nan)
+    star_gr, star_ri = _star_colours(rng, n)
+    gal_gr, gal_ri = _galaxy_colours(rng, 'galaxy', n)
+    params['g_r'] = np.where(label == 0, star_gr, gal_gr)
+    params['r_i'] = np.where(label == 0, star_ri, gal_ri)
+    params['profile'] = kind
+    params['psf_halo'] = rng.uniform(*r['psf_halo'], n)
+    params['psf_halo_scale'] = rng.uniform(2.0, 4.0, n)
+    images, flux_r = _run(params, list(kind), bands, stamp_size, seed,
+                          neighbour_fraction, n_processes)
+    truth = _truth(params, kind, STAR_GALAXY_CLASSES, label, bands, flux_r)
+    truth['psf_halo'] = params['psf_halo']
+    truth['psf_halo_scale'] = params['psf_halo_scale']
+    return images, truth
+
+
+def simulate_star_galaxy_sky_stamps(n_stamps, *, seed, stamp_size=32,
+                                    bands=BANDS, star_fraction=0.5,
+                                    neighbour_fraction=1.0, psf_kinds=None,
+                                    nebulosity_fraction=0.3,
+                                    saturated_fraction=0.05, ranges=None,
+                                    n_processes=None):
+    """
+    Simulate multi-band stamps of stars and galaxies in skies closer to
+    real ones (an experiment: see the docs' "Real data"), with their truth.
+
+    Same conventions and truth columns as `simulate_star_galaxy_stamps`.
 
     Every stamp is drawn with GalSim (`astrodl_plugins.simulate.sky`):
 
@@ -421,7 +522,7 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     nebulosity_fraction, saturated_fraction : float, optional
         Fractions of stamps with nebulosity and with saturation.
     ranges : dict, optional
-        Overrides of `STAR_GALAXY_RANGES` (e.g. ``{'snr': (20, 1000)}``).
+        Overrides of `STAR_GALAXY_SKY_RANGES` (e.g. ``{'snr': (20, 1000)}``).
     n_processes : int, optional
         Worker processes; default the number of CPUs.
 
@@ -442,7 +543,7 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
 
     bands = tuple(bands)
     _check(n_stamps, bands)
-    r = dict(STAR_GALAXY_RANGES)
+    r = dict(STAR_GALAXY_SKY_RANGES)
     r.update(ranges or {})
     rng = np.random.default_rng(seed)
     n = n_stamps

@@ -92,9 +92,6 @@ class TestCommands:
         assert main(['familiarity', 'no-such-thing', '--output',
                      str(tmp_path / 'x')]) == 2
         assert 'galaxy-structure' in capsys.readouterr().err
-        assert main(['familiarity', 'deblender', '--output',
-                     str(tmp_path / 'y')]) == 2
-        assert 'no familiarity model' in capsys.readouterr().err
 
     def test_make_sample_field_is_reproducible(self, tmp_path):
         assert main(['make-sample-field', '--output-dir', str(tmp_path)]) == 0

@@ -98,6 +98,37 @@ class TestSimulators:
         assert np.array_equal(has_nan, np.asarray(truth['kind'])
                               == 'truncated')
 
+    def test_sky_simulator_reproducible_and_crowded(self):
+        from astrodl_plugins.simulate import simulate_star_galaxy_sky_stamps
+        from astrodl_plugins.simulate.sky import saturate
+
+        a, ta = simulate_star_galaxy_sky_stamps(
+            16, seed=3, stamp_size=24, n_processes=1,
+            ranges={'crowding': (6.0, 12.0)}, saturated_fraction=1.0)
+        b, _ = simulate_star_galaxy_sky_stamps(16, seed=3, stamp_size=24,
+                                               n_processes=2,
+                                               ranges={'crowding': (6.0,
+                                                                    12.0)},
+                                               saturated_fraction=1.0)
+        assert a.shape == (16, 24, 24, 3) and np.array_equal(a, b)
+        assert np.isfinite(a).all()
+        assert ta['n_neighbours'].mean() > 3
+        assert set(ta['psf_kind']) <= {'moffat', 'kolmogorov',
+                                       'double_gaussian', 'airy'}
+        assert np.all(ta['r_eff'][ta['label'] == 0] == 0)
+        # Saturation clips at the full well and bleeds along the column.
+        image = np.zeros((9, 5))
+        image[4, 2] = 10.0
+        clipped, mask = saturate(image, 2.0)
+        assert clipped.max() == 2.0 and mask[:, 2].sum() == 5
+        assert not mask[:, [0, 1, 3, 4]].any()
+
+    def test_sky_simulator_psf_kinds_checked(self):
+        from astrodl_plugins.simulate import simulate_star_galaxy_sky_stamps
+
+        with pytest.raises(ValueError, match='psf_kinds'):
+            simulate_star_galaxy_sky_stamps(2, seed=0, psf_kinds=('square',))
+
     @pytest.mark.parametrize('bands', [(), ('u',)])
     def test_bad_bands(self, bands):
         with pytest.raises(ValueError, match='bands'):
@@ -249,8 +280,13 @@ class TestPredict:
 
     def test_psf_out_of_range_flagged(self):
         table = tiny().predict(_bands(1)[0], positions=POSITIONS,
-                               n_samples=2, psf_fwhm=12.0)
+                               n_samples=2, psf_fwhm=12.0, rescale=False)
         assert np.all(table['flag'] & SourceFlags.OUT_OF_RANGE)
+        # Size-aware stamps: measured binned, where the PSF is in range.
+        binned = tiny().predict(_bands(1)[0], positions=POSITIONS,
+                                n_samples=2, psf_fwhm=12.0)
+        assert np.all(binned['rescale'] > 1)
+        assert not np.any(binned['flag'] & SourceFlags.OUT_OF_RANGE)
 
     def test_masked_source_gives_flagged_nan_row(self):
         images = _bands(2)

@@ -91,12 +91,16 @@ def test_galaxies_asked_by_position_are_not_confident_stars():
     assert not confident_stars.any()
 
 
-def test_m13_psf_outside_trained_range_is_flagged():
-    # This frame's stars are ~11 pix FWHM blobs, beyond the 1.5-6 pix the
-    # classifier was trained on: every row must be flagged OUT_OF_RANGE.
+def test_m13_broad_psf_measured_binned_and_flagged():
+    # This frame's stars are blobs of ~7.6 pix FWHM, beyond the 1.5-6 pix
+    # the classifier was trained on: measured on the image binned 2x2
+    # (size-aware stamps), where it is in range. The PSF comes from a
+    # single isolated star, so every row is flagged PSF_UNCERTAIN.
     table, _ = _classify(read_shared('M13_blue_0001.fits', unit='adu'))
     assert len(table) > 0
-    assert np.all(table['flag'] & SourceFlags.OUT_OF_RANGE)
+    assert np.all(table['rescale'] == 2)
+    assert np.all(table['flag'] & SourceFlags.PSF_UNCERTAIN)
+    assert not np.any(table['flag'] & SourceFlags.OUT_OF_RANGE)
 
 
 def test_hubble_deep_field_bright_sources_are_galaxies():
@@ -105,6 +109,29 @@ def test_hubble_deep_field_bright_sources_are_galaxies():
     image = hubble_deep_field().astype(np.float64).mean(axis=-1)
     table, snr = _classify(CCDData(image, unit='adu'))
     assert _brightest(table, snr, 'galaxy') >= 0.9
+
+
+def test_hubble_deep_field_largest_galaxies_by_position():
+    # The three largest galaxies of the Hubble Deep Field, asked about by
+    # position only (footprints from a detection; size-aware stamps): a
+    # galaxy or a flag, never a confident star.
+    from photutils.segmentation import SourceCatalog
+    from skimage.data import hubble_deep_field
+
+    image = hubble_deep_field().astype(np.float64).mean(axis=-1)
+    subtracted, segm, _ = subtract_background_and_detect(
+        CCDData(image, unit='adu'), deblend=True)
+    catalog = SourceCatalog(subtracted.data, segm)
+    largest = np.argsort(-np.asarray(catalog.area.value))[:3]
+    positions = np.column_stack([catalog.x_centroid, catalog.y_centroid])
+    est = adl.get_estimator('star-galaxy')
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', 'psf_fwhm not given')
+        table = est.predict(subtracted, positions=positions[largest],
+                            n_samples=10, seed=0)
+    assert np.all(table['rescale'] >= 2)
+    confident_stars = (table['class'] == 'star') & (table['flag'] == 0)
+    assert not confident_stars.any()
 
 
 def test_horsehead_runs():

@@ -158,7 +158,9 @@ class _TinyRecipe(StarGalaxyRecipe):
 
 
 def test_recipe_one_epoch(tmp_path):
-    assert set(RECIPES) == {'star-galaxy', 'galaxy-morphology'}
+    assert set(RECIPES) == {'star-galaxy', 'star-galaxy-sky',
+                            'galaxy-morphology'}
+    assert RECIPES['star-galaxy-sky'].make_estimator().psf_jitter == 0.25
     assert RECIPES['galaxy-morphology'].make_estimator().stamp_size == 48
     est = _TinyRecipe().run(output=tmp_path / 'sg', n_train=96,
                             n_validation=40, n_test=60, epochs=1,
