@@ -158,7 +158,7 @@ def main():
 def structure_sizes(psf_fwhm=None, min_area=50):
     """
     galaxy-structure on the Hubble Deep Field's resolved sources against
-    photutils' own half-light radii (``fluxfrac_radius(0.5)``): the
+    photutils' own half-light radii (``flux_radius(0.5)``): the
     Spearman rank correlation where both are measured and unflagged, and
     the fraction of rows flagged.
     """
@@ -183,7 +183,7 @@ def structure_sizes(psf_fwhm=None, min_area=50):
     table = estimator.predict(subtracted, segmentation_image=segm.copy(),
                               psf_fwhm=psf_fwhm, n_samples=10, seed=0)
     table = table[np.isin(table['label'], labels)]
-    theirs = np.asarray(catalog.fluxfrac_radius(0.5).value)[select]
+    theirs = np.asarray(catalog.flux_radius(0.5).value)[select]
     ours = np.asarray(table['r_eff'].value)
     good = np.isfinite(ours) & np.isfinite(theirs) & (table['flag'] == 0)
     rho = spearmanr(ours[good], theirs[good]).statistic
