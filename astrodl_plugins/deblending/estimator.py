@@ -206,12 +206,7 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
         from .network import extractor_inputs
 
         self._check_fitted()
-        stamps = np.asarray(stamps, np.float32)
-        size = self.stamp_size
-        if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
-            msg = (f'stamps must have shape (N, {size}, {size}), got '
-                   f'{stamps.shape}')
-            raise ValueError(msg)
+        stamps = self._checked_stamps(stamps)
         n = len(stamps)
         sigma = np.broadcast_to(np.asarray(noise_sigma, np.float64), (n,))
         x = np.broadcast_to(np.asarray(x, np.float64), (n,))
@@ -358,19 +353,24 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
 
     # -- training ----------------------------------------------------------
 
+    def _checked_stamps(self, stamps):
+        """Stamps given directly, as float32 ``(N, stamp_size, stamp_size)``."""
+        stamps = np.asarray(stamps, np.float32)
+        size = self.stamp_size
+        if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
+            msg = (f'stamps must have shape (N, {size}, {size}), got '
+                   f'{stamps.shape}')
+            raise ValueError(msg)
+        return stamps
+
     def _training_data(self, stamps, truth, models):
         """
         Blend stamps, their truth table (``x``, ``y``, ``others_x``,
         ``others_y``, ``noise_sigma``) and each member's noise-free model
         (as `~astrodl_plugins.simulate.simulate_blend_stamps` returns them).
         """
-        stamps = np.asarray(stamps, np.float32)
+        stamps = self._checked_stamps(stamps)
         models = np.asarray(models, np.float32)
-        size = self.stamp_size
-        if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
-            msg = (f'stamps must have shape (N, {size}, {size}), got '
-                   f'{stamps.shape}')
-            raise ValueError(msg)
         if models.shape != stamps.shape or len(truth) != len(stamps):
             msg = (f'models {models.shape} and truth ({len(truth)} rows) '
                    f'must match the stamps {stamps.shape}')

@@ -384,6 +384,32 @@ def _truth(params, kinds, classes, label, bands, flux_r):
     return truth
 
 
+def _star_galaxy_params(rng, params, label, kind, r):
+    """
+    S/N, size, shape and colours of stars (``label`` 0) and galaxies (1)
+    of ``kind``, added to ``params`` (both star-galaxy simulators; the
+    draws' order is part of their seeds' meaning).
+    """
+    n = len(label)
+    grid = sersic_index_grid()
+    params['snr'] = loguniform(rng, *r['snr'], n)
+    size = np.clip(params['psf_fwhm']
+                   * loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
+    params['r_eff'] = np.where(label == 1, size, 0.0)
+    params['sersic_n'] = np.where(kind == 'sersic',
+                                  grid[rng.integers(grid.size, size=n)],
+                                  np.nan)
+    params['axis_ratio'] = np.where(label == 1, rng.uniform(0.3, 1.0, n),
+                                    1.0)
+    params['bulge_fraction'] = np.where(kind == 'bulge_disk',
+                                        rng.uniform(0.0, 1.0, n), np.nan)
+    star_gr, star_ri = _star_colours(rng, n)
+    gal_gr, gal_ri = _galaxy_colours(rng, 'galaxy', n)
+    params['g_r'] = np.where(label == 0, star_gr, gal_gr)
+    params['r_i'] = np.where(label == 0, star_ri, gal_ri)
+    params['profile'] = kind
+
+
 def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
                                 bands=BANDS, star_fraction=0.5,
                                 neighbour_fraction=0.3, ranges=None,
@@ -439,23 +465,7 @@ def simulate_star_galaxy_stamps(n_stamps, *, seed, stamp_size=32,
     label = (rng.random(n) >= star_fraction).astype(np.int64)
     kind = np.where(label == 0, 'star',
                     np.where(rng.random(n) < 0.5, 'sersic', 'bulge_disk'))
-    grid = sersic_index_grid()
-    params['snr'] = loguniform(rng, *r['snr'], n)
-    size = np.clip(params['psf_fwhm']
-                   * loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
-    params['r_eff'] = np.where(label == 1, size, 0.0)
-    params['sersic_n'] = np.where(kind == 'sersic',
-                                  grid[rng.integers(grid.size, size=n)],
-                                  np.nan)
-    params['axis_ratio'] = np.where(label == 1, rng.uniform(0.3, 1.0, n),
-                                    1.0)
-    params['bulge_fraction'] = np.where(kind == 'bulge_disk',
-                                        rng.uniform(0.0, 1.0, n), np.nan)
-    star_gr, star_ri = _star_colours(rng, n)
-    gal_gr, gal_ri = _galaxy_colours(rng, 'galaxy', n)
-    params['g_r'] = np.where(label == 0, star_gr, gal_gr)
-    params['r_i'] = np.where(label == 0, star_ri, gal_ri)
-    params['profile'] = kind
+    _star_galaxy_params(rng, params, label, kind, r)
     params['psf_halo'] = rng.uniform(*r['psf_halo'], n)
     params['psf_halo_scale'] = rng.uniform(2.0, 4.0, n)
     images, flux_r = _run(params, list(kind), bands, stamp_size, seed,
@@ -566,23 +576,7 @@ def simulate_star_galaxy_sky_stamps(n_stamps, *, seed, stamp_size=32,
     galaxy_kinds = np.array(['sersic', 'bulge_disk', 'spiral', 'clumpy'])
     kind = np.where(label == 0, 'star', galaxy_kinds[rng.choice(
         4, size=n, p=[0.3, 0.25, 0.25, 0.2])])
-    grid = sersic_index_grid()
-    params['snr'] = loguniform(rng, *r['snr'], n)
-    size = np.clip(params['psf_fwhm']
-                   * loguniform(rng, *r['r_eff_over_fwhm'], n), *r['r_eff'])
-    params['r_eff'] = np.where(label == 1, size, 0.0)
-    params['sersic_n'] = np.where(kind == 'sersic',
-                                  grid[rng.integers(grid.size, size=n)],
-                                  np.nan)
-    params['axis_ratio'] = np.where(label == 1, rng.uniform(0.3, 1.0, n),
-                                    1.0)
-    params['bulge_fraction'] = np.where(kind == 'bulge_disk',
-                                        rng.uniform(0.0, 1.0, n), np.nan)
-    star_gr, star_ri = _star_colours(rng, n)
-    gal_gr, gal_ri = _galaxy_colours(rng, 'galaxy', n)
-    params['g_r'] = np.where(label == 0, star_gr, gal_gr)
-    params['r_i'] = np.where(label == 0, star_ri, gal_ri)
-    params['profile'] = kind
+    _star_galaxy_params(rng, params, label, kind, r)
     params['crowding'] = np.where(rng.random(n) < neighbour_fraction,
                                   loguniform(rng, *r['crowding'], n), 0.0)
     params['nebulosity'] = rng.random(n) < nebulosity_fraction
