@@ -319,8 +319,15 @@ class SourceStampEstimator(BaseEstimator):
         sources = context.sources
         factors = context.rescale
         n = len(sources.x)
-        stamps = errors = None
+        shape = ((n, self.stamp_size, self.stamp_size, len(context.images))
+                 if self.bands else (n, self.stamp_size, self.stamp_size))
+        stamps = np.empty(shape, np.float32)
+        # Uncertainty stamps only when every image has an uncertainty.
+        has_errors = all(image.error is not None for image in context.images)
+        errors = np.empty(shape, np.float32) if has_errors else None
         flags = np.zeros(n, np.int32)
+        stack = ((lambda parts: np.stack(parts, axis=-1)) if self.bands
+                 else (lambda parts: parts[0]))
         for factor in np.unique(factors):
             rows = np.flatnonzero(factors == factor)
             scaled = Sources(sources.label[rows],
@@ -329,22 +336,9 @@ class SourceStampEstimator(BaseEstimator):
             cuts = [cut_stamps(block_image(image, int(factor)), scaled,
                                self.stamp_size) for image in context.images]
             flags[rows] = np.bitwise_or.reduce([flag for _, _, flag in cuts])
-            if self.bands:
-                part = np.stack([stamp for stamp, _, _ in cuts], axis=-1)
-                part_errors = (None if any(e is None for _, e, _ in cuts)
-                               else np.stack([e for _, e, _ in cuts], -1))
-            else:
-                part, part_errors, _ = cuts[0]
-            if stamps is None:
-                stamps = np.empty((n, *part.shape[1:]), part.dtype)
-                if part_errors is not None:
-                    errors = np.empty_like(stamps)
-            stamps[rows] = part
-            if errors is not None:
-                if part_errors is None:
-                    errors = None
-                else:
-                    errors[rows] = part_errors
+            stamps[rows] = stack([stamp for stamp, _, _ in cuts])
+            if has_errors:
+                errors[rows] = stack([error for _, error, _ in cuts])
         context.flags = context.flags | flags
         return stamps, errors
 
