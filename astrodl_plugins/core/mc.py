@@ -12,12 +12,67 @@ them.
 before it contain no randomness: they run once per batch. The ``n_samples``
 draws of the rest run as one enlarged batch (``batch_size * n_samples``
 rows), so every row gets an independent dropout mask.
+
+The engine is safe to share between threads: the dropout layers' random
+state and their on/off switch belong to the model, so one call's draws
+run under the engine's lock and concurrent calls give exactly the serial
+result. The memory of the draws is checked before any is made, against
+``conf.memory_budget`` (GiB, an `astropy.config` item of this package).
 """
+
+import threading
 
 import keras
 import numpy as np
+from astropy import config as _config
 
-__all__ = ['MCDropout', 'MCDropoutEngine']
+__all__ = ['MCDropout', 'MCDropoutEngine', 'Conf', 'conf',
+           'check_draws_memory']
+
+
+class Conf(_config.ConfigNamespace):
+    """Configuration of the MC-dropout engine (``astrodl_plugins.conf``)."""
+
+    memory_budget = _config.ConfigItem(
+        4.0, 'Largest memory, in GiB, that the MC draws of one predict call '
+        'may take (the draws and their summaries, in float64); a call that '
+        'would need more is refused before any network runs.')
+    max_rows = _config.ConfigItem(
+        16384, 'Largest number of rows (sources x draws) in one call of the '
+        'network head; more draws run in chunks.')
+
+
+conf = Conf()
+
+#: float64 arrays of the draws' size alive at once while they are
+#: decoded and summarized (draws, predictive draws, sorted copies).
+_DRAW_COPIES = 4
+
+
+def check_draws_memory(n_objects, n_draws, n_outputs):
+    """
+    Refuse a call whose MC draws would not fit ``conf.memory_budget``.
+
+    Parameters
+    ----------
+    n_objects, n_draws, n_outputs : int
+        Rows, draws per row (``n_samples``, times the test-time
+        augmentations) and network outputs per draw.
+
+    Raises
+    ------
+    ValueError
+        Naming ``n_samples`` and the memory it would need.
+    """
+    need = float(n_objects) * n_draws * n_outputs * 8 * _DRAW_COPIES
+    budget = float(conf.memory_budget) * 2**30
+    if need > budget:
+        msg = (f'n_samples: {n_draws} draws of {n_objects} sources would '
+               f'need about {need / 2**30:.3g} GiB for the MC draws, more '
+               f'than the memory budget of {conf.memory_budget:g} GiB: ask '
+               'for fewer samples, predict fewer sources per call, or raise '
+               'astrodl_plugins.conf.memory_budget')
+        raise ValueError(msg)
 
 
 @keras.saving.register_keras_serializable(package='astrodl_plugins')
@@ -114,6 +169,9 @@ class MCDropoutEngine:
         except Exception:  # noqa: BLE001 - subclassed models: no clone
             pass
         self.model = model
+        # The dropout layers' random state and on/off switch belong to the
+        # model: one call's draws hold the lock (concurrent = serial).
+        self._lock = threading.RLock()
         self.dropout_layers = _mc_layers(model)
         self.trunk, self.head, self.head_extra = self._split(model)
         self.split = self.trunk is not None
@@ -168,7 +226,20 @@ class MCDropoutEngine:
         -------
         draws : `~numpy.ndarray`
             Shape ``(n_objects, max(n_samples, 1), n_outputs)``.
+
+        Raises
+        ------
+        ValueError
+            The draws would not fit ``conf.memory_budget``.
         """
+        n_out = int(np.prod(self.model.outputs[0].shape[1:]))
+        check_draws_memory(len(inputs[0]), max(n_samples, 1), n_out)
+        with self._lock:
+            return self._sample(inputs, n_samples, seed, batch_size,
+                                progress, features)
+
+    def _sample(self, inputs, n_samples, seed, batch_size, progress,
+                features):
         n_objects = len(inputs[0])
         deterministic = n_samples == 0
         n_draws = max(n_samples, 1)
@@ -212,10 +283,11 @@ class MCDropoutEngine:
         if not self.split:
             return None
         trunk, trunk_index = self.trunk
-        out = [np.asarray(trunk.predict_on_batch(
-            [np.asarray(inputs[i][start:start + batch_size])
-             for i in trunk_index]))
-            for start in range(0, len(inputs[0]), batch_size)]
+        with self._lock:
+            out = [np.asarray(trunk.predict_on_batch(
+                [np.asarray(inputs[i][start:start + batch_size])
+                 for i in trunk_index]))
+                for start in range(0, len(inputs[0]), batch_size)]
         if not out:
             return np.empty((0,) + tuple(trunk.outputs[0].shape[1:]),
                             np.float32)
@@ -235,12 +307,20 @@ class MCDropoutEngine:
             collect.append(features)
         if n_draws == 1:
             repeated = [features] + [batch[i] for i in self.head_extra]
-        else:
-            repeated = [np.repeat(features, n_draws, axis=0)]
-            repeated += [np.repeat(batch[i], n_draws, axis=0)
+            return self._run(self.head, repeated, random).reshape(size, 1, -1)
+        # At most conf.max_rows rows per head call: many draws run in
+        # chunks of draws (the same masks as one call: the dropout seed
+        # generator advances from chunk to chunk).
+        chunk = max(1, int(conf.max_rows) // max(size, 1))
+        out = []
+        for first in range(0, n_draws, chunk):
+            count = min(chunk, n_draws - first)
+            repeated = [np.repeat(features, count, axis=0)]
+            repeated += [np.repeat(batch[i], count, axis=0)
                          for i in self.head_extra]
-        out = self._run(self.head, repeated, random)
-        return out.reshape(size, n_draws, -1)
+            out.append(self._run(self.head, repeated, random).reshape(
+                size, count, -1))
+        return np.concatenate(out, axis=1)
 
     def naive_sample(self, inputs, n_samples, *, seed):
         """
@@ -250,9 +330,10 @@ class MCDropoutEngine:
         speed-up); not by the estimators. It runs the same compiled
         forward pass as `sample`, so the benchmark compares like with like.
         """
-        for number, layer in enumerate(self.dropout_layers):
-            layer.reseed(seed + number)
-        draws = [self._run(self.model, inputs) for _ in range(n_samples)]
+        with self._lock:
+            for number, layer in enumerate(self.dropout_layers):
+                layer.reseed(seed + number)
+            draws = [self._run(self.model, inputs) for _ in range(n_samples)]
         return np.stack(draws, axis=1)
 
 

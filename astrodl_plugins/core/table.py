@@ -61,8 +61,15 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
     parts : dict
         ``<name>_epistemic`` and ``<name>_aleatoric`` standard deviations.
     """
-    periods = periods or {}
-    error_scale = error_scale or {}
+    # Non-finite draws (an overflowing output) give non-finite columns,
+    # which the caller flags; they are not worth a warning here.
+    with np.errstate(invalid='ignore', over='ignore'):
+        return _summarize(draws, aleatoric_variance, units, periods or {},
+                          error_scale or {}, quantiles, predictive)
+
+
+def _summarize(draws, aleatoric_variance, units, periods, error_scale,
+               quantiles, predictive):
     columns, parts = {}, {}
     for name, values in draws.items():
         period = periods.get(name)
@@ -85,8 +92,7 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
             # The calibration that widens _err widens the quantiles too.
             sample = mean[:, None] + (sample - mean[:, None]) \
                 * np.reshape(scale, (-1, 1) if scale.ndim else ())
-            with np.errstate(invalid='ignore'):
-                value = np.quantile(sample, quantile, axis=-1)
+            value = np.quantile(sample, quantile, axis=-1)
             if period:
                 value = value % period
             columns[quantile_name(name, quantile)] = u.Quantity(value, unit)

@@ -232,12 +232,22 @@ def decode_samples(mean, variance, norm, rng=None):
         values = mean + rng.standard_normal(mean.shape) * np.sqrt(variance)
     g1, g2 = values[..., 3], values[..., 4]
     return {
-        'sersic_n': np.exp(values[..., 0]),
-        'r_eff': np.exp(values[..., 1]),
+        'sersic_n': _exp(values[..., 0]),
+        'r_eff': _exp(values[..., 1]),
         'axis_ratio': np.clip(values[..., 2], 0.0, 1.0),
         'position_angle': np.rad2deg(0.5 * np.arctan2(g2, g1)) % 180.0,
-        'flux': np.exp(values[..., 5]) * np.asarray(norm)[:, None],
+        'flux': _exp(values[..., 5]) * np.asarray(norm)[:, None],
     }
+
+
+#: Largest |log| decoded: far outside any trained value (the range check
+#: flags it), yet finite in float64 (a wild output never overflows).
+MAX_LOG = 50.0
+
+
+def _exp(log_value):
+    """``exp`` of a log-space output, its argument clipped to ``MAX_LOG``."""
+    return np.exp(np.clip(log_value, -MAX_LOG, MAX_LOG))
 
 
 def aleatoric_variances(mean, variance, norm):
@@ -249,13 +259,13 @@ def aleatoric_variances(mean, variance, norm):
     # PA = 0.5 atan2(g2, g1): dPA = 0.5 (g1 dg2 - g2 dg1) / e^2 (radians).
     var_pa = 0.25 * (g1 ** 2 * variance[..., 4]
                      + g2 ** 2 * variance[..., 3]) / e2 ** 2
-    flux = np.exp(mean[..., 5]) * np.asarray(norm)[:, None]
+    flux = _exp(mean[..., 5]) * np.asarray(norm)[:, None]
     # Near round shapes the linearization blows up: cap at the standard
     # deviation of an angle uniform over 180 deg (no information).
     var_pa_deg = np.minimum(np.rad2deg(np.sqrt(var_pa)) ** 2, 180.0 ** 2 / 12)
     return {
-        'sersic_n': np.exp(mean[..., 0]) ** 2 * variance[..., 0],
-        'r_eff': np.exp(mean[..., 1]) ** 2 * variance[..., 1],
+        'sersic_n': _exp(mean[..., 0]) ** 2 * variance[..., 0],
+        'r_eff': _exp(mean[..., 1]) ** 2 * variance[..., 1],
         'axis_ratio': variance[..., 2],
         'position_angle': var_pa_deg,
         'flux': flux ** 2 * variance[..., 5],
