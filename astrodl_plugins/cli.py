@@ -8,6 +8,7 @@ Subcommands: ``demo``, ``list``, ``predict``, ``deblend``, ``train``,
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -30,39 +31,101 @@ def _list(args):
 
 
 def _read_ccd(path, unit):
+    import warnings
+
     from astropy.nddata import CCDData
 
     try:
-        return CCDData.read(path, unit=unit)
+        with warnings.catch_warnings():
+            # A truncated file is unusable, not a warning.
+            warnings.filterwarnings('error', message='.*truncated')
+            ccd = CCDData.read(path, unit=unit)
     except ValueError as exc:
-        msg = (f'{path}: {exc}. Pass --unit (e.g. --unit electron) '
-               'when the header has no BUNIT')
+        msg = (f'image {str(path)!r}: {exc}. Pass --unit (e.g. --unit '
+               'electron) when the header has no BUNIT')
         raise ValueError(msg) from None
+    except (TypeError, OSError, IndexError, Warning) as exc:
+        msg = f'image {str(path)!r} could not be read as an image: {exc}'
+        raise ValueError(msg) from None
+    if ccd.ndim != 2:
+        msg = (f'image {str(path)!r} has {ccd.ndim} dimensions '
+               f'{ccd.shape}; give a 2-D image')
+        raise ValueError(msg)
+    return ccd
+
+
+def _check_inputs(paths, outputs):
+    """The input images exist and are FITS; no output is an input."""
+    from .core.output import check_fits_input
+
+    images = [check_fits_input(path, name='image') for path in paths]
+    for option, output in outputs:
+        for image in images:
+            if os.path.exists(output) and os.path.samefile(output, image):
+                msg = f'{option} {str(output)!r} is also an input image'
+                raise ValueError(msg)
+    return images
+
+
+class _WriteError(OSError):
+    """Writing the outputs failed; none of them was changed."""
+
+
+def _write_failed(exc, paths):
+    names = ', '.join(repr(str(path)) for path in paths)
+    msg = f'writing {names} failed ({exc}); no output file was changed'
+    return _WriteError(msg)
+
+
+def _check_bands(args, estimator, multiband):
+    if args.bands is None:
+        if len(args.image) > 1:
+            msg = (f'{len(args.image)} images need --bands, the band of '
+                   'each, e.g. --bands g r i')
+            raise ValueError(msg)
+        return {}
+    if not multiband:
+        msg = f'--bands is for the classifiers, not {args.estimator}'
+        raise ValueError(msg)
+    if len(args.bands) != len(args.image):
+        msg = (f'--bands has {len(args.bands)} names for '
+               f'{len(args.image)} images')
+        raise ValueError(msg)
+    known = tuple(getattr(estimator, 'bands', ()))
+    unknown = [band for band in args.bands if known and band not in known]
+    if unknown:
+        msg = (f'--bands {unknown} are not bands of {args.estimator}; '
+               f'choose from {list(known)}')
+        raise ValueError(msg)
+    if len(set(args.bands)) != len(args.bands):
+        msg = f'--bands has repeated names: {args.bands}'
+        raise ValueError(msg)
+    return {'bands': tuple(args.bands)}
 
 
 def _predict(args):
-    from astropy import units as u
-
     from . import get_estimator
     from .core.detection import subtract_background_and_detect
+    from .core.output import (
+        check_output_path,
+        table_write_format,
+        write_table_atomic,
+    )
 
-    if os.path.exists(args.output) and not args.overwrite:
-        msg = f'{args.output!r} exists; pass --overwrite to replace it'
-        raise FileExistsError(msg)
-    unit = u.Unit(args.unit) if args.unit else None
+    # Every check before the work, so that a run is not lost at the end.
+    output = check_output_path(args.output, overwrite=args.overwrite,
+                               name='--output')
+    table_format = table_write_format(output, args.format, name='--output',
+                                      format_name='--format')
+    _check_inputs(args.image, [('--output', output)])
     estimator = get_estimator(args.estimator)
     multiband = hasattr(estimator, 'classes')
     if len(args.image) > 1 and not multiband:
         msg = (f'{args.estimator} measures one image; got '
                f'{len(args.image)}')
         raise ValueError(msg)
-    ccds = [_read_ccd(path, unit) for path in args.image]
-    kwargs = {}
-    if args.bands:
-        if not multiband:
-            msg = f'--bands is for the classifiers, not {args.estimator}'
-            raise ValueError(msg)
-        kwargs['bands'] = tuple(args.bands)
+    kwargs = _check_bands(args, estimator, multiband)
+    ccds = [_read_ccd(path, args.unit) for path in args.image]
     # Detect on the reference band (r when given), subtract every band.
     reference = 0
     if args.bands and 'r' in args.bands:
@@ -85,7 +148,11 @@ def _predict(args):
     table = estimator.predict(data, segmentation_image=segm,
                               n_samples=args.n_samples, seed=args.seed,
                               progress_bar=True, **kwargs)
-    table.write(args.output, overwrite=args.overwrite)
+    try:
+        write_table_atomic(table, output, overwrite=args.overwrite,
+                           format=table_format)
+    except OSError as exc:
+        raise _write_failed(exc, [output]) from exc
     flagged = np.asarray(table['flag']) > 0
     print(f'{len(table)} sources measured ({int(flagged.sum())} flagged, '
           f'see the flag column); wrote {args.output}')
@@ -96,20 +163,44 @@ def _predict(args):
             f'{n or "(unusable)"} {c}' for n, c in zip(names, counts)))
 
 
+def _check_deblend_outputs(args):
+    from .core.output import (
+        check_fits_output,
+        check_output_path,
+        table_write_format,
+    )
+
+    outputs = [('--output', check_output_path(
+        args.output, overwrite=args.overwrite, name='--output'))]
+    check_fits_output(args.output, name='--output')
+    table_format = None
+    if args.catalog is not None:
+        catalog = check_output_path(args.catalog, overwrite=args.overwrite,
+                                    name='--catalog')
+        if os.path.abspath(catalog) == os.path.abspath(args.output):
+            msg = f'--catalog {args.catalog!r} is also --output'
+            raise ValueError(msg)
+        table_format = table_write_format(
+            catalog, args.catalog_format, name='--catalog',
+            format_name='--catalog-format')
+        outputs.append(('--catalog', catalog))
+    elif args.catalog_format is not None:
+        msg = '--catalog-format needs --catalog'
+        raise ValueError(msg)
+    return outputs, table_format
+
+
 def _deblend(args):
-    from astropy import units as u
     from astropy.io import fits
 
     from . import get_estimator
     from .core.detection import subtract_background_and_detect
+    from .core.output import _write_fits, _write_table, atomic_outputs
 
-    outputs = [args.output] + ([args.catalog] if args.catalog else [])
-    for path in outputs:
-        if os.path.exists(path) and not args.overwrite:
-            msg = f'{path!r} exists; pass --overwrite to replace it'
-            raise FileExistsError(msg)
-    unit = u.Unit(args.unit) if args.unit else None
-    ccd = _read_ccd(args.image, unit)
+    # Every check before the work, so that a run is not lost at the end.
+    outputs, table_format = _check_deblend_outputs(args)
+    _check_inputs([args.image], outputs)
+    ccd = _read_ccd(args.image, args.unit)
     data, segm, _ = subtract_background_and_detect(
         ccd, n_sigma=args.n_sigma, n_pixels=args.n_pixels)
     if segm is None:
@@ -126,13 +217,20 @@ def _deblend(args):
                          f'({segm.n_labels} detected, '
                          f'{result.segmentation_image.n_labels} after '
                          'deblending)')
-    fits.writeto(args.output, result.segmentation_image.data, header,
-                 overwrite=args.overwrite)
+    paths = [path for _, path in outputs]
+    # All or nothing: both temporaries are written before either is renamed.
+    try:
+        with atomic_outputs(paths, overwrite=args.overwrite) as temporaries:
+            _write_fits(result.segmentation_image.data, temporaries[0],
+                        header=header)
+            if args.catalog is not None:
+                _write_table(result.table, temporaries[1], table_format)
+    except OSError as exc:
+        raise _write_failed(exc, paths) from exc
     print(f'{segm.n_labels} segments detected, '
           f'{result.segmentation_image.n_labels} after deblending; wrote '
           f'{args.output}')
     if args.catalog:
-        result.table.write(args.catalog, overwrite=args.overwrite)
         print(f'{len(result.table)} sources measured; wrote {args.catalog}')
 
 
@@ -213,6 +311,60 @@ def _make_sample_field(args):
           f'{directory}')
 
 
+def _number(kind, minimum, *, strict=False, maximum=None):
+    """An argparse ``type``: a finite ``kind`` >= (or >) ``minimum``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = 'an integer' if kind is int else 'a number'
+            msg = f'expected {what}, got {text!r}'
+            raise argparse.ArgumentTypeError(msg) from None
+        low = value <= minimum if strict else value < minimum
+        if (not math.isfinite(value) or low
+                or (maximum is not None and value > maximum)):
+            bound = f'> {minimum}' if strict else f'>= {minimum}'
+            if maximum is not None:
+                bound += f' and <= {maximum}'
+            what = 'an integer' if kind is int else 'a finite number'
+            msg = f'must be {what} {bound}, got {text!r}'
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse
+
+
+_POSITIVE = _number(float, 0, strict=True)
+_AT_LEAST_ONE = _number(int, 1)
+_COUNT = _number(int, 0)
+_SEED = _number(int, 0, maximum=2**32 - 1)
+
+
+def _unit(text):
+    """An argparse ``type``: an astropy unit."""
+    from astropy import units as u
+
+    try:
+        return u.Unit(text)
+    except (ValueError, TypeError):
+        msg = f'{text!r} is not a unit astropy understands (e.g. electron)'
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _add_detection_options(parser, n_samples, n_pixels):
+    parser.add_argument('--unit', type=_unit, default=None,
+                        help='data unit if the header has no BUNIT')
+    parser.add_argument('--n-samples', type=_COUNT, default=n_samples,
+                        help='MC-dropout draws (0: one deterministic pass)')
+    parser.add_argument('--seed', type=_SEED, default=0)
+    parser.add_argument('--n-sigma', type=_POSITIVE, default=1.5,
+                        help='detection threshold, background RMS (> 0)')
+    parser.add_argument('--n-pixels', type=_AT_LEAST_ONE, default=n_pixels,
+                        help='minimum connected pixels of a source (>= 1)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing output files')
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog='astrodl', description='Deep-learning estimators for '
@@ -224,8 +376,8 @@ def _parser():
     demo.add_argument('--output-dir', default='.')
     demo.add_argument('--overwrite', action='store_true',
                       help='replace existing output files')
-    demo.add_argument('--n-samples', type=int, default=50)
-    demo.add_argument('--seed', type=int, default=0)
+    demo.add_argument('--n-samples', type=_COUNT, default=50)
+    demo.add_argument('--seed', type=_SEED, default=0)
     demo.set_defaults(func=_demo)
 
     listing = sub.add_parser('list', help='registered estimators')
@@ -241,17 +393,14 @@ def _parser():
     predict.add_argument('--deblend', action='store_true',
                          help="split blended sources with photutils' "
                          'deblend_sources (crowded fields)')
-    predict.add_argument('--output', required=True, help='ECSV catalog')
-    predict.add_argument('--psf-fwhm', type=float, default=None,
+    predict.add_argument('--output', required=True, help='catalog, e.g. '
+                         'catalog.ecsv (the format from the extension)')
+    predict.add_argument('--format', default=None, help='astropy table '
+                         'format of --output (default: from its extension)')
+    predict.add_argument('--psf-fwhm', type=_POSITIVE, default=None,
                          help="PSF FWHM in pixels (default: the header's "
                          'PSF_FWHM)')
-    predict.add_argument('--unit', default=None,
-                         help='data unit if the header has no BUNIT')
-    predict.add_argument('--n-samples', type=int, default=50)
-    predict.add_argument('--seed', type=int, default=0)
-    predict.add_argument('--n-sigma', type=float, default=1.5)
-    predict.add_argument('--n-pixels', type=int, default=10)
-    predict.add_argument('--overwrite', action='store_true')
+    _add_detection_options(predict, n_samples=50, n_pixels=10)
     predict.set_defaults(func=_predict)
 
     deblend = sub.add_parser('deblend', help='detect sources in a FITS '
@@ -260,29 +409,26 @@ def _parser():
     deblend.add_argument('--output', required=True,
                          help='FITS file of the deblended segmentation image')
     deblend.add_argument('--catalog', default=None,
-                         help='also measure fluxes and write this ECSV '
-                         'catalog')
-    deblend.add_argument('--unit', default=None,
-                         help='data unit if the header has no BUNIT')
-    deblend.add_argument('--n-samples', type=int, default=20)
-    deblend.add_argument('--seed', type=int, default=0)
-    deblend.add_argument('--n-sigma', type=float, default=1.5)
-    deblend.add_argument('--n-pixels', type=int, default=5)
-    deblend.add_argument('--overwrite', action='store_true')
+                         help='also measure fluxes and write this catalog '
+                         '(e.g. catalog.ecsv)')
+    deblend.add_argument('--catalog-format', default=None,
+                         help='astropy table format of --catalog (default: '
+                         'from its extension)')
+    _add_detection_options(deblend, n_samples=20, n_pixels=5)
     deblend.set_defaults(func=_deblend)
 
     train = sub.add_parser('train', help='simulate, train, calibrate and '
                            'save an estimator')
     train.add_argument('estimator')
-    train.add_argument('--n-train', type=int, default=None,
+    train.add_argument('--n-train', type=_AT_LEAST_ONE, default=None,
                        help='training stamps (default: 100000 for '
                        'galaxy-structure, 40000 for the classifiers) or '
                        'blends (deblender: 12000)')
-    train.add_argument('--seed', type=int, default=1)
-    train.add_argument('--epochs', type=int, default=None,
+    train.add_argument('--seed', type=_SEED, default=1)
+    train.add_argument('--epochs', type=_AT_LEAST_ONE, default=None,
                        help='maximum epochs (early stopping; default 24 '
                        'for galaxy-structure, 15 for the classifiers)')
-    train.add_argument('--refine-epochs', type=int, default=None,
+    train.add_argument('--refine-epochs', type=_COUNT, default=None,
                        help='stage-2 epochs at a lower learning rate '
                        '(default 8 for galaxy-structure, 0 for the '
                        'classifiers)')
@@ -296,8 +442,8 @@ def _parser():
         'familiarity', help="fit a preset's out-of-distribution model "
         '(ood_score) on its simulator and save the preset with it')
     familiar.add_argument('estimator')
-    familiar.add_argument('--seed', type=int, default=1)
-    familiar.add_argument('--n', type=int, default=6000,
+    familiar.add_argument('--seed', type=_SEED, default=1)
+    familiar.add_argument('--n', type=_number(int, 2), default=6000,
                           help='simulated examples to fit on (half as '
                           'many calibrate the threshold)')
     familiar.add_argument('--output', required=True)
@@ -308,19 +454,42 @@ def _parser():
     sample = sub.add_parser('make-sample-field', help='regenerate the '
                             "demo's sample field")
     sample.add_argument('--output-dir', required=True)
-    sample.add_argument('--seed', type=int, default=None)
+    sample.add_argument('--seed', type=_SEED, default=None)
     sample.add_argument('--overwrite', action='store_true')
     sample.set_defaults(func=_make_sample_field)
     return parser
 
 
 def main(argv=None):
-    """Run the ``astrodl`` command; returns the exit status."""
+    """
+    Run the ``astrodl`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        0 on success; 2 for a usage error (a bad option value, a missing or
+        non-FITS input, an output that exists without ``--overwrite`` or
+        cannot be written), found before any computation; 1 when writing
+        the outputs failed, which leaves every output file as it was.
+    """
+    from astropy.io.registry import IORegistryError
+
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         args.func(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
+    except _WriteError as exc:
+        print(f'astrodl {args.command}: error: {exc}', file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OSError, IORegistryError) as exc:
         print(f'astrodl {args.command}: error: {exc}', file=sys.stderr)
         return 2
     return 0
