@@ -18,6 +18,13 @@ only approximately); the mean is, so a segment that is symmetric under
 that turn (two equal sources) gets symmetric centres. Crops and binning
 grids are placed relative to the segment, never to the image, so that
 equal segments at different places get the same centres.
+
+Masked and non-finite pixels never make a centre. The detector sees them
+filled smoothly from the usable pixels around them (`fill_unusable`): a
+hole filled with zeros has edges, which the detector takes for sources.
+A peak is kept only when most of the 3 x 3 pixels about it are usable, so
+a centre inside a masked region is not a centre, while one next to a
+single bad pixel or column still is.
 """
 
 from collections import namedtuple
@@ -26,7 +33,8 @@ import numpy as np
 
 from .network import detector_inputs
 
-__all__ = ['CropJob', 'cut_window', 'crop_jobs', 'find_centres']
+__all__ = ['CropJob', 'cut_window', 'fill_unusable', 'crop_jobs',
+           'find_centres']
 
 _CROP_SIZES = (32, 48, 64, 96, 128, 192, 256)
 _MARGIN = 8
@@ -50,6 +58,55 @@ def cut_window(data, y0, x0, size, fill):
     center = (y0 + size // 2, x0 + size // 2)
     return extract_array(data, (size, size), center, mode='partial',
                          fill_value=fill)
+
+
+def fill_unusable(window, inside=None):
+    """
+    A copy of ``window`` whose non-finite pixels are filled smoothly from
+    the finite ones about them.
+
+    Each hole is filled by normalized convolution: the Gaussian-weighted
+    mean of the finite pixels, with the smallest of the widths 1, 2, 4,
+    ... 64 pixels that reaches it. A window with no finite pixel is all
+    zeros.
+
+    Parameters
+    ----------
+    window : `~numpy.ndarray`
+        2-D data, NaN (or inf) where unusable.
+    inside : `~numpy.ndarray`, optional
+        Boolean, where the window lies inside the image: only those
+        non-finite pixels are filled (the others are kept as they are).
+
+    Returns
+    -------
+    filled : `~numpy.ndarray`
+    """
+    from scipy import ndimage
+
+    window = np.asarray(window, np.float64)
+    bad = ~np.isfinite(window)
+    todo = bad if inside is None else bad & inside
+    if not todo.any():
+        return window
+    out = window.copy()
+    good = ~bad
+    if not good.any():
+        out[todo] = 0.0
+        return out
+    weights = good.astype(np.float64)
+    values = np.where(good, window, 0.0)
+    for width in (1, 2, 4, 8, 16, 32, 64):
+        total = ndimage.gaussian_filter(weights, width, mode='constant')
+        reached = todo & (total > 1e-3)
+        if reached.any():
+            smooth = ndimage.gaussian_filter(values, width, mode='constant')
+            out[reached] = smooth[reached] / total[reached]
+            todo = todo & ~reached
+        if not todo.any():
+            break
+    out[todo] = 0.0
+    return out
 
 
 def _centred_start(start, stop, length, factor):
@@ -146,9 +203,13 @@ def _bin(array, factor):
 def _detector_crop(data, sigma, y0, x0, size, factor):
     """The detector's input over a window, binned by ``factor``."""
     length = size * factor
-    window = cut_window(data, y0, x0, length, 0.0)
+    # Off the image: zeros, as in training; unusable pixels inside it:
+    # filled from their neighbours (zeros would make edges).
+    window = fill_unusable(cut_window(data, y0, x0, length, 0.0))
     if np.ndim(sigma) == 2:
-        noise = cut_window(sigma, y0, x0, length, np.nan)
+        # The filled pixels need a noise too (off the image, the zeros
+        # give a zero input whatever it is).
+        noise = fill_unusable(cut_window(sigma, y0, x0, length, np.nan))
         if factor > 1:
             # A block with a pixel of unknown noise has unknown noise.
             noise = np.sqrt(_bin(noise ** 2, factor))
@@ -238,7 +299,8 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
                     y = gy + dpy * factor
                     iy = min(max(int(np.floor(y + 0.5)), 0), ny - 1)
                     ix = min(max(int(np.floor(x + 0.5)), 0), nx - 1)
-                    if segm_data[iy, ix] != job.label:
+                    if (segm_data[iy, ix] != job.label
+                            or not _mostly_usable(data, iy, ix)):
                         continue
                     xs.append(x)
                     ys.append(y)
@@ -247,6 +309,12 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
                 progress(n)
     return (np.array(xs, np.float64), np.array(ys, np.float64),
             np.array(parents, np.int64))
+
+
+def _mostly_usable(data, iy, ix):
+    """Whether most of the 3 x 3 pixels about ``(iy, ix)`` are finite."""
+    patch = data[max(iy - 1, 0):iy + 2, max(ix - 1, 0):ix + 2]
+    return 2 * np.count_nonzero(np.isfinite(patch)) > patch.size
 
 
 def _subpixel(heat, py, px):

@@ -126,6 +126,8 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
             Minimum number of pixels of a child, as in photutils.
         labels : int or array of int, optional
             The parents to deblend (default all); the others are copied.
+            An empty list deblends nothing, as in photutils: every segment
+            is copied (relabelled ``1..N``) and the table is empty.
         n_samples : int, optional
             MC-dropout draws of the extractor; ``0`` is one deterministic
             pass (no epistemic part in ``flux_err``).
@@ -169,6 +171,18 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
             n_samples=n_samples, seed=seed, batch_size=batch_size,
             device=device, quantiles=quantiles, progress_bar=progress_bar,
             pixel_scale=pixel_scale, measure=fluxes, n_pixels=n_pixels)
+
+    def process(self, data, segmentation_image=None, *, labels=None,
+                **kwargs):
+        """
+        `~astrodl_plugins.core.image.ImageToImageEstimator.process`, where
+        an empty ``labels`` (``[]``) deblends nothing, as photutils'
+        `~photutils.segmentation.deblend_sources` does with it.
+        """
+        if labels is not None and np.size(labels) == 0:
+            labels = np.zeros(0, np.int64)
+        return super().process(data, segmentation_image, labels=labels,
+                               **kwargs)
 
     def network_features(self, stamps, noise_sigma, x, y, *,
                          batch_size=256):
@@ -309,8 +323,7 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
         output.values = {'flux': draws}
         output.aleatoric = {'flux': np.broadcast_to(noise.reshape(n, 1),
                                                     draws.shape)}
-        output.flags = np.array([0 if row['detected'] else
-                                 int(SourceFlags.NO_CENTRE) for row in measured],
+        output.flags = np.array([_row_flags(row) for row in measured],
                                 np.int32)
         output.columns = {'n_children': np.array(
             [row['n_children'] for row in measured], np.int64)}
@@ -318,9 +331,7 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
             output.models = np.stack([row['model'] for row in measured])
             output.origins = np.array([row['origin'] for row in measured],
                                       np.int64)
-            if all('features' in row for row in measured):
-                output.features = np.stack([row['features']
-                                            for row in measured])
+            output.features = _row_features(measured)
         return output
 
     def _pool_features(self, maps):
@@ -386,3 +397,26 @@ class Deblender(TrainableMixin, ImageToImageEstimator):
         return [detector_task(self, train, validation, augment=augment),
                 extractor_task(self, train, validation, augment=augment,
                                seed=seed)]
+
+
+def _row_flags(row):
+    """Bits of a child: ``NO_CENTRE``, and ``UNUSABLE`` (NaN fluxes)."""
+    flags = 0 if row['detected'] else int(SourceFlags.NO_CENTRE)
+    if not row.get('usable', True):
+        flags |= int(SourceFlags.UNUSABLE)
+    return flags
+
+
+def _row_features(rows):
+    """
+    ``(n, d)`` extractor features of the children, NaN for the children
+    of unusable segments (not run through the extractor); `None` without
+    features.
+    """
+    known = [row['features'] for row in rows
+             if row.get('features') is not None]
+    if not known or any('features' not in row for row in rows):
+        return None
+    missing = np.full(np.shape(known[0]), np.nan)
+    return np.stack([missing if row['features'] is None else row['features']
+                     for row in rows])

@@ -89,8 +89,11 @@ def stamp_scale(stamps, sigma):
     """
     size = stamps.shape[1]
     c = size // 2
-    core = np.nanmean(stamps[:, c - 1:c + 2, c - 1:c + 2], axis=(1, 2))
-    core = np.nan_to_num(core, nan=0.0)
+    core = np.asarray(stamps[:, c - 1:c + 2, c - 1:c + 2], np.float64)
+    known = np.isfinite(core)
+    count = known.sum(axis=(1, 2))
+    # The mean of the finite pixels; 0 where there is none.
+    core = np.where(known, core, 0.0).sum(axis=(1, 2)) / np.maximum(count, 1)
     return np.maximum(core, 3.0 * np.asarray(sigma, np.float64))
 
 
@@ -123,10 +126,20 @@ def extractor_inputs(stamps, sigma, x, y):
         signal-to-noise, the marker.
     scale : `~numpy.ndarray`
         ``(n,)``; the network's output times it is in data units.
+
+    Raises
+    ------
+    ValueError
+        A ``sigma`` that is not finite and positive.
     """
     stamps = np.asarray(stamps, np.float32)
     n, size = stamps.shape[:2]
     sigma = np.broadcast_to(np.asarray(sigma, np.float64), (n,))
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        # The stamps are divided by a scale of at least 3 sigma.
+        msg = (f'sigma must be finite and > 0 for every stamp, got '
+               f'{sigma[~(np.isfinite(sigma) & (sigma > 0))][:5].tolist()}')
+        raise ValueError(msg)
     scale = stamp_scale(stamps, sigma)
     out = np.empty((n, size, size, 3), np.float32)
     out[..., 0] = np.nan_to_num(stamps / scale[:, None, None].astype(

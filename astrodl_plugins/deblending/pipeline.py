@@ -28,12 +28,19 @@ For every parent segment:
    models give ``flux_err``, together with the propagated pixel noise.
    With a familiarity model, each child also gets the extractor's
    features of its stamp (``ood_score``).
+
+Masked and non-finite pixels are *unusable*: they never make a centre
+(see `~astrodl_plugins.deblending.centres`), the networks see them filled
+smoothly from their neighbours, and in the fluxes each child's model
+stands in for the data there. A segment without a usable pixel is not
+searched and gets one child with NaN fluxes (``usable`` False in its
+row).
 """
 
 
 import numpy as np
 
-from .centres import cut_window, find_centres
+from .centres import cut_window, fill_unusable, find_centres
 from .network import extractor_inputs
 
 __all__ = ['noise_sigma', 'deblend_image']
@@ -48,11 +55,28 @@ def noise_sigma(image, segm_data):
     A noiseless image (simulated, or a model) has no noise to scale by:
     it is treated as one of the highest signal-to-noise the networks were
     trained on, a peak of 300 times the noise.
+
+    Raises
+    ------
+    ValueError
+        An uncertainty of zero or less at an unmasked pixel (the data would
+        be divided by it).
     """
     from astropy.stats import sigma_clipped_stats
 
     if image.error is not None:
-        return np.where(np.isfinite(image.error), image.error, np.nan)
+        error = np.where(np.isfinite(image.error) & ~image.mask,
+                         image.error, np.nan)
+        with np.errstate(invalid='ignore'):
+            bad = error <= 0
+        if bad.any():
+            y, x = np.argwhere(bad)[0]
+            msg = (f'data.uncertainty must be > 0 at every unmasked pixel; '
+                   f'{int(bad.sum())} pixels are <= 0 (the first at x={x}, '
+                   f'y={y}: {float(error[y, x])}); mask them or give their '
+                   'noise')
+            raise ValueError(msg)
+        return error
     sky = (segm_data == 0) & ~image.mask
     if sky.sum() < 100:
         sky = ~image.mask
@@ -74,6 +98,11 @@ def _is_flat(data, segm_data, sl, label):
     values = data[sl][segm_data[sl] == label]
     values = values[np.isfinite(values)]
     return values.size == 0 or values.min() == values.max()
+
+
+def _has_usable(data, segm_data, sl, label):
+    """Whether a segment has a finite (unmasked) pixel."""
+    return bool(np.isfinite(data[sl][segm_data[sl] == label]).any())
 
 
 def _segment_centroid(data, segm_data, sl, label):
@@ -130,8 +159,10 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
     rows : list of dict
         One per child, in new-label order: ``label``, ``parent``, ``x``,
         ``y``, ``detected``, ``n_children``, and with ``fluxes``
-        ``flux_draws``, ``flux_noise_var``, ``model``, ``origin`` (and
-        ``features`` with ``pool_features``).
+        ``flux_draws``, ``flux_noise_var``, ``model``, ``origin``,
+        ``usable`` (and ``features`` with ``pool_features``; None for a
+        child of a segment without usable pixels, whose fluxes are NaN
+        and model zero).
         Segments not deblended have a row with ``pixels`` None.
     segm_data : `~numpy.ndarray`
         The deblended label image.
@@ -143,6 +174,8 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
     sigma = noise_sigma(image, segm_data)
     slices = dict(zip(segm.labels.tolist(), segm.slices))
     labels = [int(label) for label in labels]
+    unusable = {label for label in labels
+                if not _has_usable(data, segm_data, slices[label], label)}
     if fluxes:
         search = labels
     else:
@@ -151,7 +184,8 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
         areas = dict(zip(segm.labels.tolist(), segm.areas.tolist()))
         search = [label for label in labels if areas[label] >= 2 * n_pixels]
     # A segment whose pixels all have one value has no structure to split
-    # (photutils keeps it whole too); the networks never saw one.
+    # (photutils keeps it whole too); the networks never saw one. Nor is
+    # one without a usable pixel searched.
     search = [label for label in search
               if not _is_flat(data, segm_data, slices[label], label)]
     with tqdm(total=len(search) + len(labels), desc='deblending',
@@ -174,7 +208,8 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
                 rows.extend(_process_chunk(
                     engine, data, sigma, segm_data, slices, chunk, xs, ys,
                     by_parent, stamp_size, n_pixels, n_samples,
-                    seed + number, batch_size, fluxes, pool_features))
+                    seed + number, batch_size, fluxes, pool_features,
+                    unusable))
                 bar.update(len(chunk))
                 chunk, n_sources = [], 0
     # Labels not deblended are copied as they are.
@@ -196,8 +231,11 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
 
 def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
                    by_parent, size, n_pixels, n_samples, seed, batch_size,
-                   fluxes, pool_features=None):
-    """Deblend the parents of one chunk; one row dict per child."""
+                   fluxes, pool_features=None, unusable=frozenset()):
+    """
+    Deblend the parents of one chunk; one row dict per child. The parents
+    in ``unusable`` (no usable pixel) are not run through the extractor.
+    """
     half = size // 2
     # Per parent: its children's (x, y, detected); a parent without a
     # detected centre gets one child at its centroid.
@@ -208,8 +246,8 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
         else:
             x, y = _segment_centroid(data, segm_data, slices[label], label)
             members[label] = [(x, y, False)]
-    run = [label for label in chunk
-           if fluxes or len(members[label]) >= 2]
+    run = [label for label in chunk if label not in unusable
+           and (fluxes or len(members[label]) >= 2)]
     targets = [member for label in run for member in members[label]]
     models = {label: None for label in chunk}
     origins = {label: None for label in chunk}
@@ -231,9 +269,12 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
             x0 = int(np.floor(x + 0.5)) - half
             y0 = int(np.floor(y + 0.5)) - half
             for j, first in ((k, 0), (n + k, 1)):
-                stamp = cut_window(data, y0 + first, x0 + first, size, np.nan)
-                noise[j] = (np.nanmedian(cut_window(sigma, y0 + first,
-                                                    x0 + first, size, np.nan))
+                # Unusable pixels inside the image are filled from their
+                # neighbours; off the image stays NaN, as before.
+                stamp = fill_unusable(
+                    cut_window(data, y0 + first, x0 + first, size, np.nan),
+                    _inside(y0 + first, x0 + first, size, data.shape))
+                noise[j] = (_stamp_noise(sigma, y0 + first, x0 + first, size)
                             if sigma_map else sigma)
                 if first:
                     stamp = stamp[::-1, ::-1]
@@ -265,11 +306,44 @@ def _process_chunk(engine, data, sigma, segm_data, slices, chunk, xs, ys,
             start = stop
     rows = []
     for label in chunk:
-        rows.extend(_assemble(label, members[label], models[label],
-                              origins[label], data, sigma, segm_data,
-                              slices[label], size, n_pixels, fluxes,
-                              features[label]))
+        children = _assemble(label, members[label], models[label],
+                             origins[label], data, sigma, segm_data,
+                             slices[label], size, n_pixels, fluxes,
+                             features[label])
+        if fluxes and label in unusable:
+            _mark_unusable(children, size, max(n_samples, 1))
+        rows.extend(children)
     return rows
+
+
+def _mark_unusable(rows, size, n_draws):
+    """NaN fluxes and a zero model for the child of an unusable segment."""
+    for row in rows:
+        x0 = int(np.floor(row['x'] + 0.5)) - size // 2
+        y0 = int(np.floor(row['y'] + 0.5)) - size // 2
+        row.update(flux_draws=np.full(n_draws, np.nan), flux_noise_var=np.nan,
+                   model=np.zeros((size, size), np.float32),
+                   origin=(x0, y0), usable=False, features=None)
+
+
+def _inside(y0, x0, size, shape):
+    """Where a ``size`` window at ``(y0, x0)`` lies inside the image."""
+    rows = np.arange(y0, y0 + size)
+    cols = np.arange(x0, x0 + size)
+    return (((rows >= 0) & (rows < shape[0]))[:, None]
+            & ((cols >= 0) & (cols < shape[1]))[None, :])
+
+
+def _stamp_noise(sigma, y0, x0, size):
+    """
+    Median noise of a stamp's window; of the whole map when the window has
+    no pixel of known noise.
+    """
+    window = cut_window(sigma, y0, x0, size, np.nan)
+    known = window[np.isfinite(window)]
+    if known.size:
+        return float(np.median(known))
+    return float(np.nanmedian(sigma))
 
 
 class _Pooled(list):
@@ -391,7 +465,7 @@ def _assemble(label, members, models, origins, data, sigma, segm_data, sl,
     if fluxes and has_models:
         flux_draws, noise_var = _fluxes(
             models[keep], [regions[k] for k in keep],
-            owner, footprint, np.nan_to_num(data[wy, wx]),
+            owner, footprint, data[wy, wx],
             (np.nan_to_num(sigma[wy, wx]) if np.ndim(sigma) == 2
              else np.full(footprint.shape, sigma)))
     for k, member_index in enumerate(keep):
@@ -406,6 +480,7 @@ def _assemble(label, members, models, origins, data, sigma, segm_data, sl,
             row['flux_noise_var'] = noise_var[k]
             row['model'] = mean[member_index]
             row['origin'] = tuple(int(v) for v in origins[member_index])
+            row['usable'] = True
             if features is not None:
                 row['features'] = features[member_index]
         rows.append(row)
@@ -416,10 +491,13 @@ def _fluxes(child_models, regions, owner, footprint, data, sigma):
     """
     Flux draws of each child: inside the footprint the data shared in
     proportion to the models (a pixel no model reaches goes to its owner),
-    outside it the model itself. Also a variance per child: the pixel
-    noise propagated through the shares, plus the square of the contested
-    light (``sum share * (1 - share) * |data|`` over the footprint).
+    outside it, and at unusable (NaN) pixels inside it, the model itself.
+    Also a variance per child: the pixel noise propagated through the
+    shares, plus the square of the contested light (``sum share * (1 -
+    share) * |data|`` over the usable footprint).
     """
+    usable = np.isfinite(data)
+    data = np.where(usable, data, 0.0)
     n_draws = child_models[0].shape[0]
     total = np.zeros((n_draws,) + footprint.shape, np.float32)
     for model, (window, stamp) in zip(child_models, regions):
@@ -430,7 +508,7 @@ def _fluxes(child_models, regions, owner, footprint, data, sigma):
                                                      regions)):
         m = model[(slice(None),) + stamp]
         t = total[(slice(None),) + window]
-        inside = footprint[window]
+        inside = footprint[window] & usable[window]
         with np.errstate(invalid='ignore', divide='ignore'):
             share = np.where(t > 0, m / t, 0.0)
         d = data[window]
@@ -442,7 +520,7 @@ def _fluxes(child_models, regions, owner, footprint, data, sigma):
         contested = (mean_share * (1 - mean_share) * np.abs(d) * inside)
         noise_var[k] += contested.sum() ** 2
     # Footprint pixels that no model reaches (in a draw) go to their owner.
-    empty = footprint[None] & (total <= 0)
+    empty = (footprint & usable)[None] & (total <= 0)
     if empty.any():
         fraction = empty.mean(axis=0)
         for k in range(len(child_models)):
