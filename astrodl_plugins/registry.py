@@ -56,9 +56,9 @@ _COLUMNS = ('name', 'task', 'plugin', 'version', 'description')
 # Where a plugin comes from: distribution name and version (None when
 # unknown, e.g. a plugin registered by hand) and whether it is built in.
 _PluginInfo = namedtuple('_PluginInfo', ['distribution', 'version', 'builtin'])
-# One registered estimator; the class itself is never modified.
-_EstimatorRecord = namedtuple('_EstimatorRecord',
-                              ['cls', 'plugin', 'distribution_version'])
+# One registered estimator and its row of list_estimators (read once,
+# where a failure is isolated); the class itself is never modified.
+_EstimatorRecord = namedtuple('_EstimatorRecord', ['cls', 'plugin', 'row'])
 _PresetRecord = namedtuple('_PresetRecord', ['path', 'plugin'])
 
 _lock = threading.RLock()
@@ -215,12 +215,21 @@ def _reset_registry():
         _state = None
 
 
-def _call_each(state, hook_name):
+class _Refused(Exception):
+    """A hook returned something of the wrong type (message: the warning)."""
+
+
+def _call_each(state, hook_name, consume):
     """
-    Call every implementation of a hook separately.
+    Call every implementation of a hook separately, inside its own guard.
 
     Yields ``(plugin_name, result)`` in registration order (built-in plugins
-    first); an implementation that raises is reported and skipped.
+    first), where ``result`` is ``consume(returned)``: the hook's return
+    value is read (e.g. a generator run to its end) inside the guard, so
+    that an implementation that raises, returns the wrong type or returns
+    an iterable that fails while it is read is reported with a
+    `~astrodl_plugins.exceptions.PluginWarning` naming the plugin and
+    skipped, and the other plugins stay available.
     """
     caller = getattr(state.manager.hook, hook_name)
     order = {name: index for index, (name, _)
@@ -229,14 +238,44 @@ def _call_each(state, hook_name):
              if not (impl.wrapper or impl.hookwrapper)]
     impls.sort(key=lambda impl: order.get(impl.plugin_name, len(order)))
     for impl in impls:
+        description = _describe(state, impl.plugin_name)
         try:
-            result = impl.function()
+            result = consume(impl.function(), description, hook_name)
+        except _Refused as exc:
+            warnings.warn(str(exc), PluginWarning)
+            continue
         except Exception as exc:
-            msg = (f'{_describe(state, impl.plugin_name)} raised an exception '
-                   f'in {hook_name}; it is ignored: {exc!r}')
+            msg = (f'{description} raised an exception in {hook_name}; it is '
+                   f'ignored: {exc!r}')
             warnings.warn(msg, PluginWarning)
             continue
         yield impl.plugin_name, result
+
+
+def _short(value):
+    """``repr(value)`` for a warning: at most 200 characters, never raises."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f'<{type(value).__name__} object with a failing repr>'
+    return text if len(text) <= 200 else text[:200] + '...'
+
+
+def _consume_list(result, description, hook_name):
+    if (isinstance(result, (str, bytes, Mapping))
+            or not isinstance(result, Iterable)):
+        msg = (f'{description} returned {_short(result)} from {hook_name} '
+               f'instead of a list of estimator classes; it is ignored.')
+        raise _Refused(msg)
+    return list(result)
+
+
+def _consume_mapping(result, description, hook_name):
+    if not isinstance(result, Mapping):
+        msg = (f'{description} returned {_short(result)} from {hook_name} '
+               f'instead of a dict; it is ignored.')
+        raise _Refused(msg)
+    return list(result.items())
 
 
 def _cached(state, hook_name, collect):
@@ -250,35 +289,50 @@ def _cached(state, hook_name, collect):
     return cached[1]
 
 
-def _collect_estimators(state):
+def _estimator_record(state, plugin_name, cls, description):
+    """The record of one registered class, or `None` (with a warning)."""
     from .core.base import BaseEstimator
 
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        msg = (f'{description} registered {_short(cls)}, which is not a '
+               f'subclass of astrodl_plugins.core.BaseEstimator; it is '
+               f'ignored.')
+        warnings.warn(msg, PluginWarning)
+        return None
+    name = cls.name
+    if not isinstance(name, str) or not name.strip():
+        msg = (f'{description} registered estimator class '
+               f'{cls.__qualname__!r} with name {_short(name)}; a '
+               f'non-empty str is required, so it is ignored.')
+        warnings.warn(msg, PluginWarning)
+        return None
+    info = state.plugin_info.get(plugin_name)
+    version = cls.version
+    if version is None:
+        version = None if info is None else info.version
+    # Read now, inside the guard: list_estimators cannot fail later.
+    row = (name, _text(cls.task), plugin_name, _text(version),
+           _text(cls.description))
+    return _EstimatorRecord(cls, plugin_name, row)
+
+
+def _collect_estimators(state):
     records = {}
-    for plugin_name, result in _call_each(state, 'astrodl_register_estimators'):
+    for plugin_name, result in _call_each(state, 'astrodl_register_estimators',
+                                          _consume_list):
         description = _describe(state, plugin_name)
-        if (isinstance(result, (str, bytes, Mapping))
-                or not isinstance(result, Iterable)):
-            msg = (f'{description} returned {result!r} from '
-                   f'astrodl_register_estimators instead of a list of '
-                   f'estimator classes; it is ignored.')
-            warnings.warn(msg, PluginWarning)
-            continue
-        info = state.plugin_info.get(plugin_name)
-        dist_version = None if info is None else info.version
         for cls in result:
-            if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
-                msg = (f'{description} registered {cls!r}, which is not a '
-                       f'subclass of astrodl_plugins.core.BaseEstimator; it is '
-                       f'ignored.')
+            try:
+                record = _estimator_record(state, plugin_name, cls,
+                                           description)
+            except Exception as exc:
+                msg = (f'{description} registered {_short(cls)}, whose '
+                       f'attributes cannot be read; it is ignored: {exc!r}')
                 warnings.warn(msg, PluginWarning)
                 continue
-            name = cls.name
-            if not isinstance(name, str) or not name.strip():
-                msg = (f'{description} registered estimator class '
-                       f'{cls.__qualname__!r} with name {name!r}; a '
-                       f'non-empty str is required, so it is ignored.')
-                warnings.warn(msg, PluginWarning)
+            if record is None:
                 continue
+            name = record.row[0]
             first = records.get(name)
             if first is not None:
                 if first.cls is not cls:
@@ -288,30 +342,30 @@ def _collect_estimators(state):
                            f'{first.plugin!r}.')
                     warnings.warn(msg, PluginWarning)
                 continue
-            records[name] = _EstimatorRecord(cls, plugin_name, dist_version)
+            records[name] = record
     return records
 
 
 def _collect_presets(state):
     records = {}
-    for plugin_name, result in _call_each(state, 'astrodl_register_presets'):
+    for plugin_name, result in _call_each(state, 'astrodl_register_presets',
+                                          _consume_mapping):
         description = _describe(state, plugin_name)
-        if not isinstance(result, Mapping):
-            msg = (f'{description} returned {result!r} from '
-                   f'astrodl_register_presets instead of a dict; it is '
-                   f'ignored.')
-            warnings.warn(msg, PluginWarning)
-            continue
-        for preset, directory in result.items():
-            if (not isinstance(preset, str) or not preset.strip()
-                    or not isinstance(directory, (str, os.PathLike))):
-                msg = (f'{description} registered preset {preset!r} with '
-                       f'directory {directory!r}; a non-empty str name and '
-                       f'a str or path-like directory are required, so it '
-                       f'is ignored.')
+        for preset, directory in result:
+            path = None
+            if (isinstance(preset, str) and preset.strip()
+                    and isinstance(directory, (str, os.PathLike))):
+                try:
+                    path = Path(directory)
+                except Exception:  # a path-like whose __fspath__ fails
+                    path = None
+            if path is None:
+                msg = (f'{description} registered preset {_short(preset)} '
+                       f'with directory {_short(directory)}; a non-empty str '
+                       f'name and a str or path-like directory are required, '
+                       f'so it is ignored.')
                 warnings.warn(msg, PluginWarning)
                 continue
-            path = Path(directory)
             first = records.get(preset)
             if first is not None:
                 if first.path != path:
@@ -356,15 +410,7 @@ def list_estimators():
         registered something invalid or a name that is already taken.
     """
     records = _estimator_records()
-    rows = []
-    for name in sorted(records):
-        record = records[name]
-        cls = record.cls
-        version = cls.version
-        if version is None:
-            version = record.distribution_version
-        rows.append((name, _text(cls.task), record.plugin, _text(version),
-                     _text(cls.description)))
+    rows = [records[name].row for name in sorted(records)]
     return Table(rows=rows, names=_COLUMNS, dtype=[str] * len(_COLUMNS))
 
 
@@ -462,3 +508,12 @@ def get_preset_directory(name):
 # The model store finds plugin presets through the registry, without
 # importing it (the core does not depend on the registry).
 store.register_preset_finder(get_preset_directory)
+
+
+def _registered_classes():
+    return [record.cls for record in _estimator_records().values()]
+
+
+# ``from_preset`` resolves the class of a config among these, never by
+# importing the module the config names.
+store.register_estimator_finder(_registered_classes)

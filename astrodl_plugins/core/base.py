@@ -247,7 +247,18 @@ class BaseEstimator:
             Created if needed; an existing non-empty directory is only
             replaced with ``overwrite=True``.
         overwrite : bool, optional
-            Replace an existing directory's files.
+            Replace the estimator in an existing non-empty directory (other
+            files, such as figures, are kept).
+
+        Returns
+        -------
+        directory : `~pathlib.Path`
+
+        Notes
+        -----
+        The files are written into a temporary directory next to
+        ``directory`` and renamed into place: a failure leaves no
+        half-written estimator and keeps the old one.
         """
         self._check_fitted()
         extra = {name: getattr(self, f'{name}_') for name in self.networks
@@ -261,27 +272,58 @@ class BaseEstimator:
         Load a shipped preset, a plugin's preset, or a saved directory.
 
         Every network file is checked against the preset's sha256 manifest
-        and loaded with Keras' ``safe_mode``; ``.h5`` files are refused.
+        and loaded with Keras' ``safe_mode``; ``.h5`` files are refused. A
+        shipped preset is also checked against the digests recorded in the
+        package's code; any other preset is loaded *unverified*, with an
+        `~astrodl_plugins.core.store.UnverifiedPresetWarning`. The class
+        named in ``config.json`` must be a registered estimator class (or
+        an estimator class already defined): no module is imported on its
+        behalf.
 
         Parameters
         ----------
         preset : str or path-like
-            Preset name (e.g. ``'galaxy-structure'``) or directory.
+            Preset name (e.g. ``'galaxy-structure'``), never looked up in
+            the current directory, or a directory written by `save`, given
+            as a `pathlib.Path` or a str with a path separator
+            (``'./galaxy-structure'``).
+
+        Returns
+        -------
+        estimator : `BaseEstimator`
+            Its tables' ``meta`` say which preset it is: ``preset`` (the
+            name, `None` for a path), ``preset_path``, ``preset_source``
+            (``'shipped'``, ``'plugin'`` or ``'directory'``) and
+            ``preset_verified``.
+
+        Raises
+        ------
+        ValueError
+            If ``preset`` is an unknown name or an HDF5 file, or the config
+            names a class that is not a registered estimator.
+        FileNotFoundError
+            If a path does not exist.
+        TypeError
+            If the preset holds an estimator that is not a ``cls``.
+        ~astrodl_plugins.exceptions.ModelIntegrityError
+            If a file is missing, malformed or does not match its digest.
         """
-        directory = store.find_preset(preset)
-        config, model, sha = store.read_saved(directory)
-        target = _class_from_path(config['class'])
+        saved = store.read_preset(preset)
+        config_path = saved.directory / 'config.json'
+        target = _class_from_path(saved.config['class'], config_path)
         if not issubclass(target, cls):
             msg = (f'preset {str(preset)!r} holds a {target.__name__}, not a '
                    f'{cls.__name__}')
             raise TypeError(msg)
-        estimator = target.from_config(config)
-        estimator.model_ = model
-        estimator.model_sha256_ = sha
+        estimator = target.from_config(saved.config)
+        estimator.model_ = store.read_network(saved, 'model')
+        estimator.model_sha256_ = saved.manifest['sha256']['model.keras']
         for name in target.networks:
             if name != 'model':
-                setattr(estimator, f'{name}_',
-                        store.read_extra_model(directory, name))
+                setattr(estimator, f'{name}_', store.read_network(saved, name))
+        estimator.preset_info_ = {**saved.meta,
+                                  'model_sha256': estimator.model_sha256_}
+        store.warn_if_unverified(saved)
         return estimator
 
     # -- the MC-dropout engine ------------------------------------------------
@@ -552,6 +594,7 @@ class BaseEstimator:
                 '(1: native sampling; >1: the footprint did not fit the '
                 'stamp or the PSF was broader than trained); pixel outputs '
                 'and centroids are in native pixels')
+        meta.update(store.preset_meta(self))
         meta.update(self._extra_meta(context))
         return meta
 
@@ -570,10 +613,31 @@ def _expand(values, usable, unit):
     return out * unit
 
 
-def _class_from_path(path):
-    module, _, qualname = path.rpartition('.')
-    try:
-        return getattr(import_module(module), qualname)
-    except (ImportError, AttributeError) as exc:
-        msg = f'cannot import estimator class {path!r}: {exc}'
-        raise ValueError(msg) from None
+def _class_from_path(path, source=None):
+    """
+    The estimator class a config names, without importing anything.
+
+    Only subclasses of `BaseEstimator` that are already defined and the
+    registered estimator classes (`store.registered_estimators`, which
+    loads the plugins) are candidates: a crafted ``config.json`` cannot
+    make the package import a module.
+    """
+    defined, stack = [], [BaseEstimator]
+    while stack:
+        cls = stack.pop()
+        defined.append(cls)
+        stack.extend(cls.__subclasses__())
+    # A class defined again (same path) replaces the older one.
+    for cls in reversed(defined):
+        if f'{cls.__module__}.{cls.__qualname__}' == path:
+            return cls
+    for cls in store.registered_estimators():
+        if f'{cls.__module__}.{cls.__qualname__}' == path:
+            return cls
+    where = '' if source is None else f' named in {str(source)!r}'
+    msg = (f'cannot import estimator class {path!r}{where}: it is neither a '
+           'registered estimator class nor a defined subclass of '
+           'BaseEstimator, and a preset config never makes the package '
+           'import a module; register the class with the '
+           'astrodl_register_estimators hook, or import it before loading')
+    raise ValueError(msg)

@@ -19,6 +19,11 @@ from astrodl_plugins.core.tests.tiny import (
 )
 from astrodl_plugins.exceptions import ModelIntegrityError, NotFittedError
 
+# The models saved here are loaded unverified, on purpose: the warning is
+# tested in test_store_reliability.py.
+pytestmark = pytest.mark.filterwarnings(
+    'ignore::astrodl_plugins.core.store.UnverifiedPresetWarning')
+
 
 def stamps(n=3, seed=0):
     return blob_stamps(n, seed=seed)[0]
