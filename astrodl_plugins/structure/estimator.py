@@ -6,6 +6,7 @@ from astropy import units as u
 
 from ..core.base import Draws
 from ..core.dihedral import DIHEDRAL, pool_views
+from ..core.flags import SourceFlags
 from ..core.stamps import SourceStampEstimator
 from ..training.mixin import TrainableMixin, TrainingTask
 from . import network as net
@@ -13,6 +14,13 @@ from . import network as net
 __all__ = ['GalaxyStructure']
 
 _R_EFF_DOC = 'half-light radius along the semi-major axis'
+#: Largest ratio of the local pixel scales (the singular values of the WCS
+#: Jacobian) at which the network's pixel-space shape is trusted.
+MAX_PIXEL_ANISOTROPY = 1.2
+_SKY_SHAPE_DOC = ('r_eff, axis_ratio and position_angle are the pixel-space '
+                  'ellipse mapped through the local WCS Jacobian at each '
+                  'source; OUT_OF_RANGE where the ratio of the local pixel '
+                  f'scales exceeds {MAX_PIXEL_ANISOTROPY}')
 
 
 class GalaxyStructure(TrainableMixin, SourceStampEstimator):
@@ -34,6 +42,15 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
     model card): Sersic n 0.5-6, r_eff 1.5-15 pix, axis ratio 0.2-1, Moffat
     PSF FWHM 2-5 pix, S/N 10-1000. Sources outside these ranges (the
     card's ``valid_ranges``) are flagged ``OUT_OF_RANGE``.
+
+    With a celestial WCS the network's pixel-space ellipse (``r_eff``,
+    ``axis_ratio``, ``position_angle``) is mapped to the sky through the
+    local Jacobian of the WCS at each source, so a skewed or anisotropic
+    pixel grid gives the sky's axis ratio and angle. The network was
+    trained on square pixels, though: where the local pixel scales differ
+    by more than a factor ``MAX_PIXEL_ANISOTROPY`` (1.2) the source is
+    also flagged ``OUT_OF_RANGE`` (its PSF, round on the sky, is not round
+    in pixels).
 
     Parameters
     ----------
@@ -140,23 +157,63 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
         predictive = net.decode_samples(mean, variance, norm, rng)
         return Draws(values, aleatoric, predictive)
 
+    def _range_flags(self, values, context):
+        """
+        The card's ranges, and ``OUT_OF_RANGE`` where the local pixel grid
+        is more anisotropic than `MAX_PIXEL_ANISOTROPY`.
+        """
+        flags = super()._range_flags(values, context)
+        jacobian = self._jacobian(context)
+        if jacobian is not None:
+            skewed = pixel_anisotropy(jacobian) > MAX_PIXEL_ANISOTROPY
+            flags[skewed] |= SourceFlags.OUT_OF_RANGE
+        return flags
+
     def _to_output_units(self, draws, context):
-        """``r_eff`` in arcsec with a pixel scale; angles east of north."""
+        """
+        With a celestial WCS, the ellipse mapped to the sky through the
+        local Jacobian (``r_eff`` in arcsec, angles east of north);
+        otherwise ``r_eff`` in arcsec with a pixel scale.
+        """
         values, aleatoric, predictive = (dict(part) for part in draws)
-        image = context.image
-        scale = _arcsec_per_pixel(image)
+        jacobian = self._jacobian(context)
+        if jacobian is not None:
+            r_eff, axis_ratio, angle = sky_shape(
+                jacobian[:, None], values['r_eff'], values['axis_ratio'],
+                values['position_angle'])
+            # The predictive draws and aleatoric variances follow the
+            # same change as the draw they belong to.
+            r_ratio = _ratio(r_eff, values['r_eff'])
+            q_ratio = _ratio(axis_ratio, values['axis_ratio'])
+            turn = angle - values['position_angle']
+            values.update(r_eff=r_eff, axis_ratio=axis_ratio,
+                          position_angle=angle)
+            predictive['r_eff'] = predictive['r_eff'] * r_ratio
+            predictive['axis_ratio'] = np.clip(
+                predictive['axis_ratio'] * q_ratio, 0.0, 1.0)
+            predictive['position_angle'] = (predictive['position_angle']
+                                            + turn) % 180.0
+            aleatoric['r_eff'] = aleatoric['r_eff'] * r_ratio ** 2
+            aleatoric['axis_ratio'] = aleatoric['axis_ratio'] * q_ratio ** 2
+            return Draws(values, aleatoric, predictive)
+        scale = _arcsec_per_pixel(context.image)
         if scale is not None:
             values['r_eff'] = values['r_eff'] * scale
             predictive['r_eff'] = predictive['r_eff'] * scale
             aleatoric['r_eff'] = aleatoric['r_eff'] * scale ** 2
-        if _celestial(image):
-            offset, sign = _sky_angle_frame(image.wcs, context.aux['x'],
-                                            context.aux['y'])
-            for part in (values, predictive):
-                part['position_angle'] = (
-                    offset[:, None] + sign[:, None]
-                    * part['position_angle']) % 180.0
         return Draws(values, aleatoric, predictive)
+
+    def _jacobian(self, context):
+        """
+        ``(n, 2, 2)`` local WCS Jacobian at the usable sources (computed
+        once per call), `None` without a celestial WCS.
+        """
+        if not _celestial(context.image):
+            return None
+        if 'wcs_jacobian' not in context.aux:
+            context.aux['wcs_jacobian'] = local_jacobian(
+                context.image.wcs, context.aux['x'], context.aux['y'])
+        return context.aux['wcs_jacobian']
 
     def _output_units(self, context):
         image = context.image
@@ -193,6 +250,8 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
                                else 'pix (no WCS or pixel_scale given)')}
         if scaled:
             meta['pixel_scale'] = str(image.pixel_scale)
+        if _celestial(image):
+            meta['sky_shape'] = _SKY_SHAPE_DOC
         return meta
 
     # -- hooks of fit -------------------------------------------------------
@@ -299,18 +358,133 @@ def _celestial(image):
             and getattr(image.wcs, 'has_celestial', False))
 
 
-def _sky_angle_frame(wcs, x, y, step=1.0):
-    """
-    Map pixel angles (from +x, counter-clockwise) to east of north.
+def _ratio(new, old):
+    """``new / old``, 1 where ``old`` is 0."""
+    old = np.asarray(old, np.float64)
+    return np.divide(new, old, out=np.ones(np.broadcast(new, old).shape),
+                     where=old != 0)
 
-    Returns the position angle of the +x direction and the handedness
-    (+1 when pixel angles increase towards the east, -1 for a flipped
-    WCS), measured at each source from the WCS itself.
+
+def local_jacobian(wcs, x, y, step=0.5):
     """
-    center = wcs.pixel_to_world(x, y)
-    along_x = wcs.pixel_to_world(x + step, y)
-    along_y = wcs.pixel_to_world(x, y + step)
-    pa_x = center.position_angle(along_x).to_value(u.deg)
-    pa_y = center.position_angle(along_y).to_value(u.deg)
-    sign = np.where(((pa_y - pa_x) % 360.0) < 180.0, 1.0, -1.0)
-    return np.atleast_1d(pa_x), np.atleast_1d(sign)
+    The local Jacobian of a celestial WCS at pixel positions.
+
+    Parameters
+    ----------
+    wcs : `~astropy.wcs.WCS`
+        A 2-D celestial WCS.
+    x, y : array
+        0-based pixel positions.
+    step : float, optional
+        Half the pixel step of the central differences.
+
+    Returns
+    -------
+    jacobian : `~numpy.ndarray`
+        ``(n, 2, 2)``: rows the offsets towards east and north (arcsec),
+        columns per pixel along x and y, from the offsets on the sky
+        (`~astropy.coordinates.SkyCoord.spherical_offsets_to`) of the
+        points half a step either side.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> from astrodl_plugins.structure.estimator import local_jacobian
+    >>> wcs = WCS(naxis=2)
+    >>> wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    >>> wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
+    >>> (local_jacobian(wcs, [0.0], [0.0]).round(6) + 0.0).tolist()
+    [[[-0.2, 0.0], [0.0, 0.2]]]
+    """
+    x = np.atleast_1d(np.asarray(x, np.float64))
+    y = np.atleast_1d(np.asarray(y, np.float64))
+    centre = wcs.pixel_to_world(x, y)
+    jacobian = np.empty((len(x), 2, 2))
+    for axis, (dx, dy) in enumerate(((step, 0.0), (0.0, step))):
+        east_1, north_1 = centre.spherical_offsets_to(
+            wcs.pixel_to_world(x + dx, y + dy))
+        east_0, north_0 = centre.spherical_offsets_to(
+            wcs.pixel_to_world(x - dx, y - dy))
+        jacobian[:, 0, axis] = (east_1 - east_0).to_value(u.arcsec) / (
+            2 * step)
+        jacobian[:, 1, axis] = (north_1 - north_0).to_value(u.arcsec) / (
+            2 * step)
+    return jacobian
+
+
+def pixel_anisotropy(jacobian):
+    """
+    Ratio of the largest to the smallest local pixel scale: the singular
+    values of each ``(2, 2)`` Jacobian (1 for square pixels, however
+    turned or flipped; above 1 for rectangular or skewed ones).
+    """
+    jacobian = np.asarray(jacobian, np.float64)
+    frobenius = np.sum(jacobian ** 2, axis=(-2, -1))
+    determinant = np.abs(np.linalg.det(jacobian))
+    spread = np.sqrt(np.maximum(frobenius ** 2 - 4 * determinant ** 2, 0))
+    largest = np.sqrt((frobenius + spread) / 2)
+    smallest = np.sqrt(np.maximum((frobenius - spread) / 2, 0))
+    return np.divide(largest, smallest, out=np.full(largest.shape, np.inf),
+                     where=smallest > 0)
+
+
+def sky_shape(jacobian, r_eff, axis_ratio, position_angle):
+    """
+    A pixel-space ellipse on the sky, through a local WCS Jacobian.
+
+    The ellipse of semi-axes ``a = r_eff`` and ``b = axis_ratio * a``, at
+    ``position_angle`` from +x (counter-clockwise), has the second-moment
+    matrix ``R diag(a**2, b**2) R.T``; on the sky it is ``J R diag(a**2,
+    b**2) R.T J.T``, whose eigenvalues give the sky's semi-axes and whose
+    major eigenvector the position angle east of north. A half-light
+    ellipse maps to the half-light ellipse (the map is linear).
+
+    Parameters
+    ----------
+    jacobian : `~numpy.ndarray`
+        ``(..., 2, 2)`` from `local_jacobian` (arcsec per pixel).
+    r_eff, axis_ratio, position_angle : `~numpy.ndarray`
+        Pixel-space semi-major half-light radius, b/a and angle (degrees
+        from +x, counter-clockwise), broadcast against ``jacobian[..., 0,
+        0]``.
+
+    Returns
+    -------
+    r_eff, axis_ratio, position_angle : `~numpy.ndarray`
+        Semi-major half-light radius (arcsec), b/a and position angle
+        (degrees east of north, in [0, 180)) on the sky.
+
+    Examples
+    --------
+    North up, east left: the +x axis points west (270 = 90 east of north).
+
+    >>> import numpy as np
+    >>> from astrodl_plugins.structure.estimator import sky_shape
+    >>> jacobian = np.array([[-0.2, 0.0], [0.0, 0.2]])
+    >>> [round(float(v), 6) for v in sky_shape(jacobian, 10.0, 0.5, 0.0)]
+    [2.0, 0.5, 90.0]
+    """
+    jacobian = np.asarray(jacobian, np.float64)
+    theta = np.deg2rad(position_angle)
+    a2 = np.asarray(r_eff, np.float64) ** 2
+    b2 = a2 * np.asarray(axis_ratio, np.float64) ** 2
+    cos, sin = np.cos(theta), np.sin(theta)
+    # Images of the major (cos, sin) and minor (-sin, cos) axis directions.
+    major_e = jacobian[..., 0, 0] * cos + jacobian[..., 0, 1] * sin
+    major_n = jacobian[..., 1, 0] * cos + jacobian[..., 1, 1] * sin
+    minor_e = -jacobian[..., 0, 0] * sin + jacobian[..., 0, 1] * cos
+    minor_n = -jacobian[..., 1, 0] * sin + jacobian[..., 1, 1] * cos
+    ee = a2 * major_e ** 2 + b2 * minor_e ** 2
+    nn = a2 * major_n ** 2 + b2 * minor_n ** 2
+    en = a2 * major_e * major_n + b2 * minor_e * minor_n
+    half_trace = (ee + nn) / 2
+    spread = np.hypot((ee - nn) / 2, en)
+    largest = half_trace + spread
+    smallest = np.maximum(half_trace - spread, 0.0)
+    sky_r_eff = np.sqrt(largest)
+    sky_ratio = np.sqrt(np.divide(smallest, largest,
+                                  out=np.ones(np.shape(largest)),
+                                  where=largest > 0))
+    # The major axis is at angle phi from east towards north.
+    phi = 0.5 * np.rad2deg(np.arctan2(2 * en, ee - nn))
+    return sky_r_eff, sky_ratio, (90.0 - phi) % 180.0
