@@ -82,6 +82,15 @@ def resolve_psf_fwhm(psf_fwhm, image, n):
     -------
     fwhm : `~numpy.ndarray`
         ``(n,)`` pixels.
+
+    Raises
+    ------
+    TypeError
+        ``psf_fwhm`` not a number, array or Quantity.
+    ValueError
+        Missing; not in pixels or an angle (or an angle without a pixel
+        scale); neither one value nor one per source; not positive and
+        finite.
     """
     source = 'psf_fwhm'
     meta = {} if image is None else image.meta
@@ -95,7 +104,17 @@ def resolve_psf_fwhm(psf_fwhm, image, n):
         msg = ('psf_fwhm is required: the FWHM of the PSF, in pixels or '
                "as an angle (or set data.meta['PSF_FWHM'] in pixels)")
         raise ValueError(msg)
-    value = u.Quantity(psf_fwhm)
+    if isinstance(psf_fwhm, (bool, np.bool_, dict, set)) or (
+            np.asarray(psf_fwhm).dtype == bool):
+        msg = (f'{source} must be a number, array or Quantity (pixels or '
+               f'an angle), got {psf_fwhm!r:.60}')
+        raise TypeError(msg)
+    try:
+        value = u.Quantity(psf_fwhm, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        msg = (f'{source} must be a number, array or Quantity (pixels or '
+               f'an angle), got {psf_fwhm!r:.60}: {error}')
+        raise TypeError(msg) from None
     if value.unit.physical_type == 'angle':
         if pixel_scale is None:
             msg = (f'{source} is an angle ({psf_fwhm}) but the pixel '
@@ -106,7 +125,13 @@ def resolve_psf_fwhm(psf_fwhm, image, n):
     elif value.unit not in (u.pix, u.dimensionless_unscaled):
         msg = f'{source} must be in pixels or an angle, got {psf_fwhm!r}'
         raise ValueError(msg)
-    pixels = np.broadcast_to(np.asarray(value.value, np.float64), (n,))
+    values = np.asarray(value.value, np.float64)
+    if values.ndim > 1 or values.size not in (1, n):
+        wanted = 'one value' if n == 1 else f'one value or one per source ({n})'
+        msg = (f'{source} must be {wanted}, got '
+               f'{values.size} values (shape {values.shape})')
+        raise ValueError(msg)
+    pixels = np.broadcast_to(values.reshape(-1), (n,))
     if not np.all(np.isfinite(pixels) & (pixels > 0)):
         msg = f'{source} must be positive and finite, got {psf_fwhm!r}'
         raise ValueError(msg)

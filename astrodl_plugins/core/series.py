@@ -17,6 +17,7 @@ from astropy.nddata import NDData, StdDevUncertainty
 from .base import BaseEstimator
 from .context import PredictContext
 from .flags import SourceFlags
+from .inputs import split_mask, uncertainty_std
 from .table import build_table
 
 __all__ = ['Series', 'read_series', 'SeriesEstimator']
@@ -64,13 +65,25 @@ def read_series(data, *, name='data'):
         A specutils spectrum (its ``spectral_axis``), a 1-D NDData, a
         ``TimeSeries`` (its ``time`` and ``flux`` column, else
         ``pdcsap_flux`` or ``sap_flux``, with ``<column>_err``), or 1-D
-        values. Masks and uncertainties are honoured.
+        values. Masks (NDData's, NumPy masked arrays, masked columns and
+        astropy ``Masked`` quantities) and uncertainties are honoured:
+        values whose uncertainty is 0 or NaN are masked, a negative one
+        is refused (see `~astrodl_plugins.core.inputs.uncertainty_std`).
     name : str, optional
         Parameter name used in error messages.
 
     Returns
     -------
     series : list of `Series`
+        Private copies: ``data`` is never modified.
+
+    Raises
+    ------
+    TypeError
+        An uncertainty of unknown kind (a plain array given to NDData).
+    ValueError
+        Not 1-D real numbers, empty, or a mask or uncertainty of another
+        shape, or a negative uncertainty.
     """
     from astropy.table import Table
 
@@ -93,13 +106,14 @@ def read_series(data, *, name='data'):
 def _read_one(data, name):
     from astropy.table import Table
 
-    coordinate = coordinate_unit = error = mask = unit = None
+    coordinate = coordinate_unit = uncertainty = error = unit = None
+    masks = []
     meta = {}
     if isinstance(data, NDData):
         values, unit, meta = data.data, data.unit, dict(data.meta)
-        mask = data.mask
-        if data.uncertainty is not None:
-            error = data.uncertainty.represent_as(StdDevUncertainty).array
+        if data.mask is not None:
+            masks.append((np.asarray(data.mask, bool), f'{name}.mask'))
+        uncertainty = data.uncertainty
         axis = getattr(data, 'spectral_axis', None)
         if axis is not None:
             coordinate, coordinate_unit = np.asarray(axis.value), axis.unit
@@ -109,34 +123,49 @@ def _read_one(data, name):
             msg = (f'{name} has no flux column (one of {_FLUX_COLUMNS}); its '
                    f'columns are {data.colnames}')
             raise ValueError(msg)
-        flux = data[column]
-        values = np.ma.getdata(u.Quantity(flux).value)
-        unit, meta = getattr(flux, 'unit', None), dict(data.meta)
-        mask = np.ma.getmaskarray(flux)
+        values = data[column]
+        unit, meta = getattr(values, 'unit', None), dict(data.meta)
         if f'{column}_err' in data.colnames:
-            error = np.ma.getdata(u.Quantity(data[f'{column}_err']).value)
+            error, error_mask = split_mask(data[f'{column}_err'])
+            error = np.array(u.Quantity(error, unit).value
+                             if unit is not None else error, np.float64)
+            if error_mask is not None:
+                error[error_mask] = np.nan
         if 'time' in data.colnames:
             # Times of any format or scale, as MJD (days).
             coordinate, coordinate_unit = data['time'].mjd, u.day
-    elif isinstance(data, u.Quantity):
-        values, unit = data.value, data.unit
     else:
         values = data
+    values, mask = split_mask(values)
+    if mask is not None:
+        masks.append((mask, f'{name} (its mask)'))
+    if isinstance(values, u.Quantity):
+        values, unit = values.value, values.unit
     values = np.asanyarray(values)
     if values.ndim != 1 or values.size == 0 or not np.issubdtype(
-            values.dtype, np.number) or values.dtype == bool:
-        msg = (f'{name} must be a non-empty 1-D numeric series, got shape '
-               f'{values.shape} and dtype {values.dtype}')
+            values.dtype, np.number) or values.dtype == bool or (
+            np.issubdtype(values.dtype, np.complexfloating)):
+        msg = (f'{name} must be a non-empty 1-D numeric series of real '
+               f'numbers, got shape {values.shape} and dtype {values.dtype}')
         raise ValueError(msg)
     values = np.array(values, dtype=np.float64)
-    mask = (np.zeros(values.shape, bool) if mask is None
-            else np.array(mask, bool).reshape(values.shape))
-    mask |= ~np.isfinite(values)
+    mask = ~np.isfinite(values)
+    for extra, where in masks:
+        if extra.shape != values.shape:
+            msg = f'{where} has shape {extra.shape}, not {values.shape}'
+            raise ValueError(msg)
+        mask |= extra
+    if unit is not None:
+        unit = u.Unit(unit)
+    if uncertainty is not None:
+        error = uncertainty_std(uncertainty, values.shape, unit, mask, name)
+    elif error is not None:
+        error = uncertainty_std(StdDevUncertainty(error), values.shape, None,
+                                mask, name)
     if error is not None:
-        error = np.array(error, dtype=np.float64).reshape(values.shape)
-        mask |= ~np.isfinite(error) | (error <= 0)
-    return Series(coordinate, coordinate_unit, values, mask, error,
-                  None if unit is None else u.Unit(unit), meta)
+        mask |= ~np.isfinite(error)
+    return Series(coordinate, coordinate_unit, values, mask, error, unit,
+                  meta)
 
 
 class SeriesEstimator(BaseEstimator):

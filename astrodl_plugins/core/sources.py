@@ -10,6 +10,7 @@ from astropy.nddata.utils import extract_array, overlap_slices
 from astropy.table import Table
 
 from .flags import SourceFlags
+from .inputs import split_mask
 
 __all__ = ['Sources', 'locate_sources', 'positions_xy', 'cut_stamps',
            'footprint_extents', 'block_image', 'sampling_factors']
@@ -69,14 +70,25 @@ def positions_xy(image, positions):
     """
     ``(N, 2)`` pixel x, y of positions given as an array, a table with
     ``x_centroid`` and ``y_centroid``, or a SkyCoord (through the WCS).
+
+    Raises
+    ------
+    TypeError
+        ``positions`` of another kind (a string, a dict...).
+    ValueError
+        An array not of shape ``(N, 2)``, no position, table columns
+        missing, masked or not in pixels (an angle: give a SkyCoord), a
+        SkyCoord without a celestial WCS, or non-finite positions.
     """
     from astropy.coordinates import SkyCoord
 
     if isinstance(positions, SkyCoord):
-        if image.wcs is None:
-            msg = 'positions is a SkyCoord but the data have no WCS'
+        wcs = image.wcs
+        if wcs is None or not getattr(wcs, 'has_celestial', True):
+            msg = ('positions is a SkyCoord but the data have no celestial '
+                   'WCS: give pixel positions, or data with a WCS')
             raise ValueError(msg)
-        x, y = image.wcs.world_to_pixel(positions)
+        x, y = wcs.world_to_pixel(positions)
         xy = np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
     elif isinstance(positions, Table):
         missing = {'x_centroid', 'y_centroid'} - set(positions.colnames)
@@ -84,17 +96,86 @@ def positions_xy(image, positions):
             msg = (f'positions table lacks column(s) {sorted(missing)}; '
                    f'it has {positions.colnames}')
             raise ValueError(msg)
-        xy = np.column_stack([u.Quantity(positions['x_centroid']).value,
-                              u.Quantity(positions['y_centroid']).value])
+        xy = np.column_stack([_pixel_column(positions, 'x_centroid'),
+                              _pixel_column(positions, 'y_centroid')])
     else:
-        xy = np.array(positions, dtype=np.float64, ndmin=2)
-        if xy.ndim != 2 or xy.shape[1] != 2:
-            msg = f'positions must have shape (N, 2), got {xy.shape}'
-            raise ValueError(msg)
+        xy = _pixel_array(positions)
     if len(xy) == 0:
         msg = 'positions is empty'
         raise ValueError(msg)
+    bad = ~np.isfinite(xy).all(axis=1)
+    if bad.any():
+        msg = (f'positions {np.flatnonzero(bad)[:10].tolist()} (0-based) '
+               'are not finite')
+        raise ValueError(msg)
     return xy
+
+
+def _pixel_column(table, name):
+    """A table column of pixel coordinates, as float64 (a copy)."""
+    column = table[name]
+    values, mask = split_mask(column)
+    if mask is not None and mask.any():
+        msg = (f"positions['{name}'] has masked entries "
+               f'{np.flatnonzero(mask)[:10].tolist()}: remove those rows')
+        raise ValueError(msg)
+    unit = getattr(column, 'unit', None)
+    if unit is not None and u.Unit(unit) not in (u.pix,
+                                                 u.dimensionless_unscaled):
+        unit = u.Unit(unit)
+        hint = (': sky positions must come as a SkyCoord (e.g. '
+                "positions=table['sky_centroid'])"
+                if unit.physical_type == 'angle' else '')
+        msg = (f"positions['{name}'] has unit {unit.to_string()!r}; pixel "
+               f'coordinates must be in pixels or unitless{hint}')
+        raise ValueError(msg)
+    return _as_float(u.Quantity(values).value if unit is not None
+                     else values, f"positions['{name}']")
+
+
+def _pixel_array(positions):
+    """``(N, 2)`` float64 pixel positions from an array-like."""
+    if isinstance(positions, (str, bytes, dict, set)):
+        msg = (f'positions must be (N, 2) pixel x, y, a Table with '
+               f'x_centroid and y_centroid, or a SkyCoord; got '
+               f'{type(positions).__name__} {positions!r:.60}')
+        raise TypeError(msg)
+    if isinstance(positions, u.Quantity):
+        if positions.unit not in (u.pix, u.dimensionless_unscaled):
+            msg = (f'positions has unit {positions.unit.to_string()!r}; '
+                   'pixel positions must be in pixels or unitless (sky '
+                   'positions: give a SkyCoord)')
+            raise ValueError(msg)
+        positions = positions.value
+    values, mask = split_mask(positions)
+    if mask is not None and mask.any():
+        msg = 'positions has masked entries: remove those rows'
+        raise ValueError(msg)
+    xy = _as_float(values, 'positions')
+    if xy.ndim == 1 and xy.size == 2:
+        xy = xy[None]
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        msg = f'positions must have shape (N, 2), got {xy.shape}'
+        raise ValueError(msg)
+    return xy
+
+
+def _as_float(values, where):
+    """float64 array of ``values`` (a copy), or a message naming ``where``."""
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        if 'inhomogeneous' in str(error):
+            msg = (f'{where} must have shape (N, 2): its rows have '
+                   f'different lengths ({values!r:.60})')
+            raise ValueError(msg) from None
+        msg = (f'{where} must hold numbers (pixel coordinates), got '
+               f'{values!r:.60}: {error}')
+        raise TypeError(msg) from None
+    if np.asarray(values).dtype == bool:
+        msg = f'{where} must hold pixel coordinates, got booleans'
+        raise TypeError(msg)
+    return array
 
 
 def _from_segmentation(image, segm):

@@ -9,13 +9,14 @@ fill-ins of `SourceStampEstimator`.
 import warnings
 
 import numpy as np
+from astropy import units as u
 
 from ..exceptions import AstrodlUserWarning
 from .base import BaseEstimator
 from .context import PredictContext
 from .dihedral import dihedral_views
 from .flags import SourceFlags
-from .inputs import read_bands, read_image
+from .inputs import read_bands, read_image, split_mask
 from .psf import estimate_image_psf, psf_given, psf_origin, resolve_psf_fwhm
 from .sources import (
     Sources,
@@ -385,7 +386,7 @@ class SourceStampEstimator(BaseEstimator):
         band of each channel.
         """
         size = self.stamp_size
-        stamps = np.array(stamps, dtype=np.float32, ndmin=3)
+        stamps = _float_stamps(stamps)
         if not self.bands:
             if stamps.ndim != 3 or stamps.shape[1:] != (size, size):
                 msg = (f'stamps must have shape (N, {size}, {size}), got '
@@ -442,6 +443,30 @@ class SourceStampEstimator(BaseEstimator):
 
     def _leading_columns(self, context):
         return source_columns(context.sources, context.image.wcs)
+
+
+def _float_stamps(stamps):
+    """
+    Stamps given directly as a float32 array (a copy): masked pixels of a
+    NumPy masked array or an astropy ``Masked`` array become NaN.
+    """
+    values, mask = split_mask(stamps)
+    if isinstance(values, u.Quantity):
+        values = values.value
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        msg = 'stamps must be an array (N, size, size): ragged lists given'
+        raise ValueError(msg) from None
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number) or (
+            np.issubdtype(array.dtype, np.complexfloating)):
+        msg = f'stamps must be real numbers, got dtype {array.dtype}'
+        raise TypeError(msg)
+    array = np.array(array, dtype=np.float32, ndmin=3)
+    if mask is not None:
+        array[np.broadcast_to(np.array(mask, bool, ndmin=3),
+                              array.shape)] = np.nan
+    return array
 
 
 def _core(stamps):

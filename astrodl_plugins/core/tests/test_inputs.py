@@ -10,14 +10,26 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.nddata import CCDData, NDData, StdDevUncertainty, VarianceUncertainty
+from astropy.nddata import (
+    CCDData,
+    InverseVariance,
+    NDData,
+    StdDevUncertainty,
+    VarianceUncertainty,
+)
 from astropy.table import QTable, Table
+from astropy.utils.masked import Masked
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 from photutils.segmentation import SegmentationImage
 
 from astrodl_plugins.core.flags import SourceFlags
-from astrodl_plugins.core.inputs import ImageData, read_image
+from astrodl_plugins.core.inputs import (
+    ImageData,
+    check_flux_unit,
+    read_bands,
+    read_image,
+)
 from astrodl_plugins.core.sources import (
     Sources,
     block_image,
@@ -213,6 +225,152 @@ class TestReadImage:
     def test_flux_units_accepted(self, unit):
         assert read_image(np.ones(SHAPE) * unit).unit == unit
 
+    @pytest.mark.parametrize('unit', [
+        u.m ** 2, u.K / u.s, u.Pa, u.K, u.kg, u.m / u.s, u.Hz, u.sr,
+        u.Unit('foo', parse_strict='silent')], ids=str)
+    def test_unit_allow_list_refuses(self, unit):
+        with pytest.raises(ValueError, match=r'data has unit .*not a flux'):
+            read_image(NDData(np.ones(SHAPE), unit=unit))
+
+    @pytest.mark.parametrize('unit', [
+        u.ph, u.DN, u.nmgy, u.W / u.m ** 2, u.ph / u.s / u.cm ** 2,
+        u.ph / u.s / u.cm ** 2 / u.AA, u.MJy / u.sr, u.Jy / u.arcsec ** 2,
+        u.Jy / u.beam, u.adu / u.pix, u.electron / u.s / u.pix ** 2,
+        u.erg / u.s / u.cm ** 2 / u.AA / u.arcsec ** 2, u.R, u.percent,
+        u.ct / u.min, 'electron / s'], ids=str)
+    def test_unit_allow_list_accepts(self, unit):
+        assert check_flux_unit(unit) == u.Unit(unit)
+
+    def test_unit_message_names_parameter(self):
+        with pytest.raises(ValueError, match=r"image has unit 'Pa'"):
+            check_flux_unit(u.Pa, 'image')
+
+    @pytest.mark.parametrize('masked', ['numpy', 'astropy', 'nddata'])
+    def test_masked_arrays_honoured(self, masked):
+        data, mask = blobs(), np.zeros(SHAPE, bool)
+        mask[3, 4] = True
+        given = {'numpy': np.ma.masked_array(data, mask=mask),
+                 'astropy': Masked(data * u.adu, mask=mask),
+                 'nddata': NDData(np.ma.masked_array(data, mask=mask))}[masked]
+        image = read_image(given)
+        np.testing.assert_array_equal(image.mask, mask)
+        np.testing.assert_array_equal(image.data, data)
+        assert image.unit == (u.adu if masked == 'astropy' else None)
+
+    def test_cube_mask(self):
+        """A (y, x) mask applies to every band of a cube."""
+        mask = np.eye(*SHAPE, dtype=bool)
+        cube = NDData(np.ones((2, *SHAPE)), mask=mask)
+        images, _ = read_bands(cube, bands=('g', 'r'),
+                               known_bands=('g', 'r'), default_band='r')
+        for image in images:
+            np.testing.assert_array_equal(image.mask, mask)
+
+    def test_cube_mask_wrong_shape(self):
+        cube = NDData(np.ones((2, *SHAPE)), mask=np.zeros((2, 40), bool))
+        with pytest.raises(ValueError, match=r'data\.mask has shape \(2, 40\)'
+                                             r'; the cube \(2, 40, 50\)'):
+            read_bands(cube, bands=('g', 'r'), known_bands=('g', 'r'),
+                       default_band='r')
+
+    def test_cube_variance(self):
+        cube = NDData(np.ones((2, *SHAPE)), unit='adu',
+                      uncertainty=VarianceUncertainty(np.full((2, *SHAPE),
+                                                              9.0)))
+        images, _ = read_bands(cube, bands=('g', 'r'),
+                               known_bands=('g', 'r'), default_band='r')
+        for image in images:
+            np.testing.assert_allclose(image.error, 3.0)
+
+    def test_masked_cube(self):
+        mask = np.zeros((2, *SHAPE), bool)
+        mask[1, 3, 4] = True
+        cube = np.ma.masked_array(np.ones((2, *SHAPE)), mask=mask)
+        images, _ = read_bands(cube, bands=('g', 'r'),
+                               known_bands=('g', 'r'), default_band='r')
+        assert not images[0].mask.any() and images[1].mask[3, 4]
+
+    def test_plain_array_uncertainty(self):
+        nd = NDData(np.ones(SHAPE), uncertainty=np.ones(SHAPE))
+        with pytest.raises(TypeError, match=r'data\.uncertainty is of unknown '
+                                            r'kind.*StdDevUncertainty'):
+            read_image(nd)
+
+    def test_uncertainty_shape(self):
+        nd = NDData(np.ones(SHAPE),
+                    uncertainty=StdDevUncertainty(np.ones((3, 3))))
+        with pytest.raises(ValueError, match=r'data\.uncertainty has shape '
+                                             r'\(3, 3\), the data \(40, 50\)'):
+            read_image(nd)
+
+    @pytest.mark.parametrize('kind', [StdDevUncertainty, VarianceUncertainty,
+                                      InverseVariance])
+    def test_negative_uncertainty(self, kind):
+        error = np.ones(SHAPE)
+        error[3, 4] = -1.0
+        with pytest.raises(ValueError, match=r'data\.uncertainty is negative '
+                                             r'at 1 unmasked pixels .*\(3, 4\)'):
+            read_image(NDData(np.ones(SHAPE), uncertainty=kind(error)))
+
+    def test_negative_uncertainty_at_masked_pixel(self):
+        error, mask = np.ones(SHAPE), np.zeros(SHAPE, bool)
+        error[3, 4], mask[3, 4] = -1.0, True
+        image = read_image(NDData(np.ones(SHAPE), mask=mask,
+                                  uncertainty=VarianceUncertainty(error)))
+        assert image.mask.sum() == 1 and np.isnan(image.error[3, 4])
+
+    @pytest.mark.parametrize('kind', [StdDevUncertainty, VarianceUncertainty,
+                                      InverseVariance])
+    def test_zero_uncertainty_masks(self, kind):
+        error = np.full(SHAPE, 4.0)
+        error[3, 4] = 0.0
+        error[5, 6] = np.nan
+        image = read_image(NDData(np.ones(SHAPE), uncertainty=kind(error)))
+        assert image.mask[3, 4] and image.mask[5, 6]
+        assert image.mask.sum() == 2
+        expected = {StdDevUncertainty: 4.0, VarianceUncertainty: 2.0,
+                    InverseVariance: 0.5}[kind]
+        np.testing.assert_allclose(image.error[~image.mask], expected)
+
+    def test_all_zero_uncertainty(self):
+        nd = NDData(np.ones(SHAPE),
+                    uncertainty=StdDevUncertainty(np.zeros(SHAPE)))
+        with pytest.raises(ValueError, match='uncertainty is 0 or NaN'):
+            read_image(nd)
+
+    def test_uncertainty_unit_converted(self):
+        nd = NDData(np.ones(SHAPE), unit='Jy',
+                    uncertainty=StdDevUncertainty(np.full(SHAPE, 500.0),
+                                                  unit='mJy'))
+        np.testing.assert_allclose(read_image(nd).error, 0.5)
+
+    def test_complex_data(self):
+        with pytest.raises(TypeError, match='data must be real'):
+            read_image(np.ones(SHAPE, complex))
+
+    def test_wcs_with_three_axes(self):
+        wcs = WCS(naxis=3)
+        wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN', 'FREQ']
+        with pytest.raises(ValueError, match=r'data\.wcs has 3 pixel axes.*'
+                                             r'wcs\.celestial'):
+            read_image(NDData(np.ones(SHAPE), wcs=wcs))
+
+    @pytest.mark.parametrize('cd', [[[0.0, 0.0], [0.0, 0.0]],
+                                    [[1e-5, 2e-5], [1e-5, 2e-5]]])
+    def test_singular_wcs(self, cd):
+        wcs = make_wcs()
+        wcs.wcs.cd = cd
+        with pytest.raises(ValueError, match=r'data\.wcs (is invalid|has a '
+                                             r'singular)'):
+            read_image(NDData(np.ones(SHAPE), wcs=wcs))
+
+    def test_read_only_input(self):
+        data = blobs()
+        data.flags.writeable = False
+        image = read_image(data)
+        image.data[0, 0] = 1e9
+        assert data[0, 0] != 1e9 and not data.flags.writeable
+
     @pytest.mark.parametrize('value, expected', [
         (0.2 * u.arcsec / u.pix, 0.2),
         (0.2 * u.arcsec, 0.2),
@@ -365,12 +523,61 @@ class TestLocateSources:
             locate_sources(read_image(blobs()), positions=sky)
 
     @pytest.mark.parametrize('position', [(-3.0, 5.0), (5.0, 45.0),
-                                          (60.0, 5.0), (np.nan, 5.0)])
+                                          (60.0, 5.0)])
     def test_positions_off_image(self, position):
         with pytest.raises(ValueError,
                            match=r'positions \[1\] .*outside the 50x40'):
             locate_sources(read_image(blobs()),
                            positions=[(5.0, 5.0), position])
+
+    @pytest.mark.parametrize('position', [(np.nan, 5.0), (5.0, np.inf)])
+    def test_positions_not_finite(self, position):
+        with pytest.raises(ValueError,
+                           match=r'positions \[1\] .*not finite'):
+            locate_sources(read_image(blobs()),
+                           positions=[(5.0, 5.0), position])
+
+    @pytest.mark.parametrize('positions', ['48,46', b'48', {'x': 1}])
+    def test_positions_not_array(self, positions):
+        with pytest.raises(TypeError, match='positions must be \\(N, 2\\) pixel'):
+            locate_sources(read_image(blobs()), positions=positions)
+
+    def test_positions_not_numbers(self):
+        with pytest.raises(TypeError, match='positions must hold numbers'):
+            locate_sources(read_image(blobs()), positions=[['a', 'b']])
+
+    def test_positions_ragged(self):
+        with pytest.raises(ValueError, match='positions must have shape'):
+            locate_sources(read_image(blobs()), positions=[[1, 2], [3]])
+
+    @pytest.mark.parametrize('unit', [u.deg, u.arcsec])
+    def test_table_angle_columns(self, unit):
+        table = QTable({'x_centroid': [1.0] * unit,
+                        'y_centroid': [2.0] * unit})
+        with pytest.raises(ValueError, match=r"positions\['x_centroid'\] has "
+                                             r'unit .*SkyCoord'):
+            locate_sources(read_image(blobs()), positions=table)
+
+    def test_table_pixel_columns(self):
+        table = Table({'x_centroid': [12.0] * u.pix,
+                       'y_centroid': [10.0] * u.pix})
+        sources = locate_sources(read_image(blobs()), positions=table)
+        assert (sources.x[0], sources.y[0]) == (12.0, 10.0)
+
+    def test_table_masked_entries(self):
+        table = Table({'x_centroid': np.ma.masked_array([1.0, 2.0],
+                                                        mask=[False, True]),
+                       'y_centroid': [2.0, 3.0]})
+        with pytest.raises(ValueError, match=r"positions\['x_centroid'\] has "
+                                             r'masked entries \[1\]'):
+            locate_sources(read_image(blobs()), positions=table)
+
+    def test_quantity_positions(self):
+        image = read_image(blobs())
+        sources = locate_sources(image, positions=[[12.0, 10.0]] * u.pix)
+        assert sources.x[0] == 12.0
+        with pytest.raises(ValueError, match="positions has unit 'arcsec'"):
+            locate_sources(image, positions=[[12.0, 10.0]] * u.arcsec)
 
     def test_positions_on_edge_pixels_allowed(self):
         sources = locate_sources(read_image(blobs()),

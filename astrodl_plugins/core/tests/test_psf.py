@@ -32,8 +32,31 @@ class TestResolve:
             resolve_psf_fwhm([2.0, 3.0, 4.0], None, 3), [2.0, 3.0, 4.0])
 
     def test_wrong_length(self):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r'psf_fwhm must be one value or '
+                                             r'one per source \(3\), got 2'):
             resolve_psf_fwhm([2.0, 3.0], None, 3)
+
+    def test_one_value_wanted(self):
+        with pytest.raises(ValueError, match='psf_fwhm must be one value, '
+                                             'got 2 values'):
+            resolve_psf_fwhm([2.0, 3.0], None, 1)
+
+    def test_two_dimensional(self):
+        with pytest.raises(ValueError, match=r'shape \(2, 1\)'):
+            resolve_psf_fwhm([[2.0], [3.0]], None, 2)
+
+    @pytest.mark.parametrize('value', ['abc', True, {'a': 1}, [True]])
+    def test_not_a_number(self, value):
+        with pytest.raises(TypeError, match='psf_fwhm must be a number'):
+            resolve_psf_fwhm(value, None, 2)
+
+    def test_string_in_meta(self):
+        """FITS headers hold strings: a number or a quantity is read."""
+        np.testing.assert_allclose(
+            resolve_psf_fwhm(None, image({'PSF_FWHM': '2.5'}), 1), [2.5])
+        np.testing.assert_allclose(
+            resolve_psf_fwhm(None, image({'PSF_FWHM': '0.6 arcsec'},
+                                         wcs=True), 1), [3.0])
 
     @pytest.mark.parametrize('key', ['PSF_FWHM', 'psf_fwhm', 'FWHM'])
     def test_meta(self, key):

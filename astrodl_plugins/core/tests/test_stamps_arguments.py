@@ -229,6 +229,30 @@ class TestInputsUntouched:
         np.testing.assert_array_equal(stamps, before)
 
 
+    def test_read_only_inputs(self, estimator):
+        data = image_data()
+        data.flags.writeable = False
+        positions = CENTERS.copy()
+        positions.flags.writeable = False
+        estimator.predict(np.ma.masked_array(data, mask=data > 90),
+                          positions=positions, psf_fwhm=3.0, **KWARGS)
+        np.testing.assert_array_equal(data, image_data())
+        np.testing.assert_array_equal(positions, CENTERS)
+
+    def test_masked_stamps(self, estimator):
+        stamps, _ = blob_stamps(2)
+        masked = np.ma.masked_array(stamps, mask=np.zeros(stamps.shape, bool))
+        masked[0, 1, 1] = np.ma.masked
+        table = estimator.predict_stamps(masked, psf_fwhm=3.0, **KWARGS)
+        np.testing.assert_array_equal(table['flag'] & 1, [1, 0])
+        assert np.ma.getmaskarray(masked).sum() == 1
+
+    @pytest.mark.parametrize('stamps', ['abc', np.ones((2, 16, 16), complex),
+                                        np.ones((2, 16, 16), bool)])
+    def test_stamps_not_real(self, estimator, stamps):
+        with pytest.raises(TypeError, match='stamps must be real numbers'):
+            estimator.predict_stamps(stamps, psf_fwhm=3.0, **KWARGS)
+
 class TestReturnSamples:
     def test_samples(self, estimator):
         table, samples = estimator.predict(make_ccd(), positions=CENTERS,
