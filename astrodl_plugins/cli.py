@@ -195,7 +195,7 @@ def _deblend(args):
 
     from . import get_estimator
     from .core.detection import subtract_background_and_detect
-    from .core.output import _write_fits, _write_table, atomic_outputs
+    from .core.output import atomic_outputs, write_fits_file, write_table_file
 
     # Every check before the work, so that a run is not lost at the end.
     outputs, table_format = _check_deblend_outputs(args)
@@ -221,10 +221,10 @@ def _deblend(args):
     # All or nothing: both temporaries are written before either is renamed.
     try:
         with atomic_outputs(paths, overwrite=args.overwrite) as temporaries:
-            _write_fits(result.segmentation_image.data, temporaries[0],
+            write_fits_file(result.segmentation_image.data, temporaries[0],
                         header=header)
             if args.catalog is not None:
-                _write_table(result.table, temporaries[1], table_format)
+                write_table_file(result.table, temporaries[1], table_format)
     except OSError as exc:
         raise _write_failed(exc, paths) from exc
     print(f'{segm.n_labels} segments detected, '

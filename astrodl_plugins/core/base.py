@@ -22,6 +22,10 @@ from . import store
 from .flags import SourceFlags, flag_descriptions
 from .table import summarize_draws
 
+#: Seeds are integers in ``[0, MAX_SEED)``: every one gives its own dropout
+#: masks (larger ones would alias).
+MAX_SEED = 2**32
+
 __all__ = ['BaseEstimator', 'Draws']
 
 #: What ``_decode`` returns: ``(n, T)`` arrays per output name of the MC
@@ -498,6 +502,15 @@ class BaseEstimator:
         values = {key: _expand(value, usable, units[key])
                   for key, value in draws.values.items()}
         columns = self._extra_columns(columns, values, context)
+        # Nothing non-finite leaves unflagged (an overflowing network
+        # output, an input beyond float32): the row is UNUSABLE.
+        for value in columns.values():
+            value = np.asarray(getattr(value, 'value', value))
+            if (value.dtype.kind == 'f' and value.shape[:1] == flags.shape
+                    and value.size):
+                bad = ~np.isfinite(value)
+                flags[bad.reshape(len(flags), -1).any(axis=1)] |= (
+                    SourceFlags.UNUSABLE)
         familiarity = self._familiarity()
         if familiarity is not None and context.features is not None:
             score = familiarity.score(context.features)
@@ -542,15 +555,37 @@ class BaseEstimator:
             msg = f'batch_size must be an integer >= 1, got {batch_size!r}'
             raise ValueError(msg)
         if quantiles is not None:
-            quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
+            try:
+                if isinstance(quantiles, (str, bytes)):
+                    raise TypeError
+                quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
+            except (TypeError, ValueError):
+                msg = ('quantiles must be a number or a sequence of numbers '
+                       f'in (0, 1), got {quantiles!r}')
+                raise ValueError(msg) from None
             if not all(0.0 < q < 1.0 for q in quantiles):
                 msg = f'quantiles must lie in (0, 1), got {quantiles}'
                 raise ValueError(msg)
+        if quantiles:
+            # A quantile q needs draws on both sides of it: about one
+            # draw expected beyond it (n min(q, 1 - q) >= 0.9), and three
+            # draws at least; with fewer it is an extreme draw, not an
+            # estimate (0-2 draws gave q16 = q84).
+            tail = min(min(q, 1.0 - q) for q in quantiles)
+            needed = max(3, int(np.ceil(0.9 / tail - 1e-9)))
+            if n_samples < needed:
+                msg = (f'quantiles {list(quantiles)} need n_samples >= '
+                       f'{needed} MC draws (about one draw beyond each '
+                       f'quantile), got n_samples={n_samples}')
+                raise ValueError(msg)
+        else:
+            quantiles = None
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**31)
         elif isinstance(seed, bool) or not isinstance(
-                seed, (int, np.integer)) or seed < 0:
-            msg = f'seed must be None or an integer >= 0, got {seed!r}'
+                seed, (int, np.integer)) or not 0 <= seed < MAX_SEED:
+            msg = (f'seed must be None or an integer in [0, 2**32), got '
+                   f'{seed!r}')
             raise ValueError(msg)
         return int(n_samples), int(batch_size), quantiles, int(seed)
 

@@ -232,7 +232,10 @@ class MCDropoutEngine:
         ValueError
             The draws would not fit ``conf.memory_budget``.
         """
-        n_out = int(np.prod(self.model.outputs[0].shape[1:]))
+        try:
+            n_out = int(np.prod(self.model.outputs[0].shape[1:]))
+        except (AttributeError, IndexError, TypeError):
+            n_out = 1  # a subclassed model: its outputs are not declared
         check_draws_memory(len(inputs[0]), max(n_samples, 1), n_out)
         with self._lock:
             return self._sample(inputs, n_samples, seed, batch_size,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 __all__ = ['check_output_path', 'table_write_format', 'check_fits_output',
            'check_fits_input', 'atomic_outputs', 'write_table_atomic',
-           'write_fits_atomic']
+           'write_fits_atomic', 'write_table_file', 'write_fits_file']
 
 #: File name endings written as FITS.
 FITS_EXTENSIONS = ('.fits', '.fit', '.fts', '.fits.gz', '.fit.gz', '.fts.gz')
@@ -367,7 +367,7 @@ def write_table_atomic(table, path, *, overwrite=False, format=None,
     path = check_output_path(path, overwrite=overwrite)
     format = table_write_format(path, format)
     with atomic_outputs([path], overwrite=overwrite) as (temporary,):
-        _write_table(table, temporary, format, **kwargs)
+        write_table_file(table, temporary, format, **kwargs)
     return path
 
 
@@ -392,11 +392,15 @@ def write_fits_atomic(hdus, path, *, overwrite=False, header=None):
     """
     path = check_output_path(path, overwrite=overwrite)
     with atomic_outputs([path], overwrite=overwrite) as (temporary,):
-        _write_fits(hdus, temporary, header=header)
+        write_fits_file(hdus, temporary, header=header)
     return path
 
 
-def _write_table(table, path, format, **kwargs):
+def write_table_file(table, path, format, **kwargs):
+    """
+    Write ``table`` to ``path`` (a temporary of `atomic_outputs`), keeping
+    units and meta in every format.
+    """
     if format == 'hdf5':
         # Keep units and meta, as ECSV and FITS do.
         kwargs = {'path': '__astropy_table__', 'serialize_meta': True,
@@ -407,7 +411,11 @@ def _write_table(table, path, format, **kwargs):
         table.write(path, format=format, overwrite=True, **kwargs)
 
 
-def _write_fits(hdus, path, *, header=None):
+def write_fits_file(hdus, path, *, header=None):
+    """
+    Write an array, HDU or `~astropy.io.fits.HDUList` to ``path`` (a
+    temporary of `atomic_outputs`).
+    """
     from astropy.io import fits
 
     if isinstance(hdus, fits.PrimaryHDU):

@@ -107,7 +107,7 @@ class TestEstimatorContract:
         assert np.array_equal(a['flag'], b['flag'])
 
     def test_table_layout_and_units(self, estimator):
-        table = estimator.predict(_image(), **_where(estimator), n_samples=5,
+        table = estimator.predict(_image(), **_where(estimator), n_samples=6,
                                   seed=0, quantiles=(0.16, 0.84))
         assert isinstance(table, QTable)
         assert table.colnames[:4] == ['label', 'x_centroid', 'y_centroid',

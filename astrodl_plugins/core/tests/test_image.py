@@ -31,7 +31,7 @@ from astrodl_plugins.core.tests.tiny import (
 )
 from astrodl_plugins.exceptions import AstrodlUserWarning, NotFittedError
 
-KWARGS = dict(n_samples=5, seed=1)
+KWARGS = dict(n_samples=6, seed=1)
 
 
 @pytest.fixture(scope='module')
