@@ -9,6 +9,7 @@ from photutils.segmentation import detect_sources
 
 import astrodl_plugins as adl
 from astrodl_plugins.core.flags import SourceFlags
+from astrodl_plugins.core.store import UnverifiedPresetWarning
 from astrodl_plugins.deblending import Deblender
 from astrodl_plugins.deblending.centres import cut_window
 from astrodl_plugins.deblending.evaluate import detect
@@ -79,7 +80,10 @@ class TestShippedPreset:
 
     def test_saved_preset_scores_the_same(self, deblender, field, table,
                                           tmp_path):
-        loaded = Deblender.from_preset(deblender.save(tmp_path / 'preset'))
+        # Saved here: intact, but not a shipped preset.
+        with pytest.warns(UnverifiedPresetWarning, match='not a shipped'):
+            loaded = Deblender.from_preset(
+                deblender.save(tmp_path / 'preset'))
         data, _, segm = field
         again = loaded.predict(data, segmentation_image=segm, **KWARGS)
         np.testing.assert_allclose(again['ood_score'], table['ood_score'],

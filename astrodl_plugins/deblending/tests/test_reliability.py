@@ -7,13 +7,16 @@ flagged row; never a silent number.
 import numpy as np
 import pytest
 from astropy.modeling.models import Gaussian2D
-from astropy.nddata import NDData, StdDevUncertainty
+from astropy.nddata import NDData
 from photutils.segmentation import SegmentationImage, detect_sources
 
 import astrodl_plugins as adl
 from astrodl_plugins.core.flags import SourceFlags
+from astrodl_plugins.core.inputs import ImageData
 from astrodl_plugins.deblending import deblend_sources_dl
 from astrodl_plugins.deblending.centres import fill_unusable
+from astrodl_plugins.deblending.network import extractor_inputs
+from astrodl_plugins.deblending.pipeline import noise_sigma
 
 SHAPE = (80, 80)
 #: The two sources of the pair (x, y).
@@ -34,12 +37,6 @@ def pair():
     segm = detect_sources(data, 10, 5)
     assert segm.n_labels == 1
     return data, segm
-
-
-def _with_uncertainty(data, value):
-    error = np.ones(data.shape)
-    error[30:34, 30:34] = value
-    return NDData(data, uncertainty=StdDevUncertainty(error))
 
 
 def _segm_array(segm, change):
@@ -94,8 +91,6 @@ BAD_INPUTS = [
      'n_pixels'),
     ('n_pixels-string', lambda d, s: {'n_pixels': '5'}, ValueError,
      'n_pixels'),
-    ('uncertainty-zero', lambda d, s: {'data': _with_uncertainty(d, 0.0)},
-     ValueError, 'uncertainty'),
 
     ('data-all-nan', lambda d, s: {'data': np.full(d.shape, np.nan)},
      ValueError, 'data'),
@@ -260,3 +255,36 @@ class TestFillUnusable:
 
     def test_nothing_usable(self):
         assert np.all(fill_unusable(np.full((4, 4), np.nan)) == 0)
+
+
+class TestNoDivisionByZero:
+    """
+    The reader masks or refuses uncertainties of zero or less; the
+    deblender checks again rather than divide by them.
+    """
+
+    @pytest.mark.parametrize('value', [0.0, -1.0])
+    def test_noise_sigma_refuses_non_positive_uncertainty(self, value):
+        error = np.ones((16, 16))
+        error[3, 5] = value
+        image = ImageData(np.zeros((16, 16)), np.zeros((16, 16), bool),
+                          error, None, None, None, {})
+        with pytest.raises(ValueError, match=r'data\.uncertainty .*x=5, y=3'):
+            noise_sigma(image, np.zeros((16, 16), int))
+
+    def test_masked_pixels_may_have_any_uncertainty(self):
+        error = np.ones((16, 16))
+        error[3, 5] = 0.0
+        mask = np.zeros((16, 16), bool)
+        mask[3, 5] = True
+        image = ImageData(np.zeros((16, 16)), mask, error, None, None, None,
+                          {})
+        sigma = noise_sigma(image, np.zeros((16, 16), int))
+        assert np.isnan(sigma[3, 5])
+        assert np.all(sigma[~mask] == 1.0)
+
+    @pytest.mark.parametrize('sigma', [0.0, -1.0, np.nan])
+    def test_extractor_refuses_non_positive_sigma(self, sigma):
+        stamps = np.zeros((2, 8, 8))
+        with pytest.raises(ValueError, match='sigma'):
+            extractor_inputs(stamps, [1.0, sigma], [4, 4], [4, 4])

@@ -8,6 +8,7 @@ from astropy.table import QTable
 
 import astrodl_plugins as adl
 from astrodl_plugins.core.flags import SourceFlags
+from astrodl_plugins.core.store import UnverifiedPresetWarning
 from astrodl_plugins.simulate import simulate_galaxy_stamps
 from astrodl_plugins.structure import GalaxyStructure, structure_regions
 from astrodl_plugins.structure.evaluate import evaluate_structure
@@ -128,7 +129,7 @@ class TestFineTuning:
             elif layer.name == 'mean_log_var':
                 assert not same
         tuned.save(tmp_path / 'tuned')
-        loaded = GalaxyStructure.from_preset(tmp_path / 'tuned')
+        loaded = _load_saved(tmp_path / 'tuned')
         a = tuned.predict_stamps(images[:5], psf_fwhm=truth['psf_fwhm'][:5],
                                  n_samples=5, seed=3)
         b = loaded.predict_stamps(images[:5], psf_fwhm=truth['psf_fwhm'][:5],
@@ -165,8 +166,14 @@ class TestFineTuning:
             GalaxyStructure().fit(images, truth, epochs=1)
 
 
+def _load_saved(directory):
+    """A preset saved by the test: intact, but not a shipped one."""
+    with pytest.warns(UnverifiedPresetWarning, match='not a shipped'):
+        return GalaxyStructure.from_preset(directory)
+
+
 def loaded_has_ood(directory):
-    loaded = GalaxyStructure.from_preset(directory)
+    loaded = _load_saved(directory)
     stamps = np.zeros((1, loaded.stamp_size, loaded.stamp_size), np.float32)
     stamps[0, 30:34, 30:34] = 50.0
     table = loaded.predict_stamps(stamps, psf_fwhm=3.0, n_samples=2)
@@ -193,7 +200,7 @@ class TestTrainingRecipe:
         assert card['valid_ranges']['sersic_n'] == [0.5, 6.0]
         assert estimator.error_scale_ == card['error_scale']
         assert (tmp_path / 'model' / 'history.png').exists()
-        loaded = GalaxyStructure.from_preset(tmp_path / 'model')
+        loaded = _load_saved(tmp_path / 'model')
         assert loaded.card_['metrics']['n_test'] == 32
         with pytest.raises(FileExistsError, match='overwrite'):
             train_galaxy_structure(n_train=8, seed=5,
