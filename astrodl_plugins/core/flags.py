@@ -28,7 +28,8 @@ class SourceFlags(BitFlagNameMap):
     MASKED = 1, 'stamp touches masked or non-finite pixels'
     EDGE = 2, 'stamp cut by the image edge'
     OUT_OF_RANGE = 4, 'source outside the range the model was trained on'
-    UNUSABLE = 8, 'no usable pixels near the source: outputs are NaN'
+    UNUSABLE = 8, ('no usable pixels near the source, or an output that is '
+                   'not finite: outputs are NaN (or not finite)')
     NO_CENTRE = 16, ('no centre detected in the segment: one child, at the '
                      'segment centroid')
     UNFAMILIAR = 32, ('the stamp is unlike the simulations the model was '

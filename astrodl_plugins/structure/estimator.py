@@ -17,6 +17,11 @@ _R_EFF_DOC = 'half-light radius along the semi-major axis'
 #: Largest ratio of the local pixel scales (the singular values of the WCS
 #: Jacobian) at which the network's pixel-space shape is trusted.
 MAX_PIXEL_ANISOTROPY = 1.2
+
+#: Largest |z| of a source's log flux-to-stamp ratio, in units of the
+#: training targets' spread, before the row is flagged OUT_OF_RANGE.
+MAX_FLUX_Z = 6.0
+
 _SKY_SHAPE_DOC = ('r_eff, axis_ratio and position_angle are the pixel-space '
                   'ellipse mapped through the local WCS Jacobian at each '
                   'source; OUT_OF_RANGE where the ratio of the local pixel '
@@ -163,6 +168,15 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
         is more anisotropic than `MAX_PIXEL_ANISOTROPY`.
         """
         flags = super()._range_flags(values, context)
+        # The flux has no card range: its ratio to the stamp's own sum
+        # must lie within what was trained (|z| <= 6 of the training
+        # targets); a wild one (1e215 on pure noise) is flagged.
+        if 'flux' in values and 'norm' in context.aux:
+            with np.errstate(divide='ignore', invalid='ignore'):
+                ratio = np.log(np.mean(values['flux'], axis=-1)
+                               / np.asarray(context.aux['norm'], np.float64))
+            z = (ratio - self.target_mean_[5]) / self.target_std_[5]
+            flags[~(np.abs(z) <= MAX_FLUX_Z)] |= SourceFlags.OUT_OF_RANGE
         jacobian = self._jacobian(context)
         if jacobian is not None:
             skewed = pixel_anisotropy(jacobian) > MAX_PIXEL_ANISOTROPY

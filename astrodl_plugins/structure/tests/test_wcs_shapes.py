@@ -226,3 +226,22 @@ class TestShippedModelOnSkewedGrids:
         assert float(table['axis_ratio'][0]) == pytest.approx(0.4, abs=0.08)
         assert float(table['r_eff'][0].value) == pytest.approx(1.6, rel=0.15)
         assert bool(table['flag'][0] & SourceFlags.OUT_OF_RANGE) is flagged
+
+
+def test_wild_flux_flagged():
+    # A flux far outside the trained flux-to-stamp ratios (an overflowing
+    # output on pure noise) is flagged OUT_OF_RANGE, not returned clean.
+    from astrodl_plugins import get_estimator
+    from astrodl_plugins.core.context import PredictContext
+    from astrodl_plugins.core.flags import SourceFlags
+
+    estimator = get_estimator('galaxy-structure')
+    context = PredictContext(options={}, n_samples=2, seed=0, batch_size=8,
+                             device='cpu:0', quantiles=None)
+    context.usable = np.ones(2, bool)
+    context.aux = {'norm': np.array([10.0, 10.0])}
+    ratio = np.exp(estimator.target_mean_[5])
+    values = {'flux': np.array([[10.0 * ratio] * 2, [1e215] * 2])}
+    flags = estimator._range_flags(values, context)
+    assert not flags[0] & SourceFlags.OUT_OF_RANGE
+    assert flags[1] & SourceFlags.OUT_OF_RANGE
