@@ -376,7 +376,10 @@ def _parser():
     demo.add_argument('--output-dir', default='.')
     demo.add_argument('--overwrite', action='store_true',
                       help='replace existing output files')
-    demo.add_argument('--n-samples', type=_COUNT, default=50)
+    # The demo reports 16 and 84 % quantiles: they need 6 draws or more.
+    demo.add_argument('--n-samples', type=_number(int, 6), default=50,
+                      help='MC-dropout draws (at least 6: the demo reports '
+                      '16 and 84 %% quantiles)')
     demo.add_argument('--seed', type=_SEED, default=0)
     demo.set_defaults(func=_demo)
 
