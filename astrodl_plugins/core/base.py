@@ -10,10 +10,13 @@ the hooks an estimator fills in. See :doc:`/design`.
 """
 
 import inspect
+import sys
+import tempfile
 import threading
 import time
 from collections import namedtuple
 from importlib import import_module
+from pathlib import Path
 
 import numpy as np
 
@@ -330,6 +333,35 @@ class BaseEstimator:
         store.warn_if_unverified(saved)
         return estimator
 
+    # -- pickling (multiprocessing, Dask) ----------------------------------
+
+    def __getstate__(self):
+        """
+        The estimator's attributes, each Keras network as its ``.keras`` bytes.
+
+        The networks travel in the saved-model format of `save`; the
+        provenance (``preset_info_``, ``model_sha256_``) and the fitted
+        state travel as they are. The MC engines and their lock are not
+        pickled: `mc_engine` rebuilds them on first use.
+        """
+        state = {key: value for key, value in self.__dict__.items()
+                 if key not in _UNPICKLED}
+        if 'keras' in sys.modules:
+            import keras
+
+            for key, value in state.items():
+                if isinstance(value, keras.Model):
+                    state[key] = _KerasBytes(_keras_to_bytes(value))
+        return state
+
+    def __setstate__(self, state):
+        """Restore what `__getstate__` returned (networks loaded safely)."""
+        state = dict(state)
+        for key, value in state.items():
+            if isinstance(value, _KerasBytes):
+                state[key] = _keras_from_bytes(value.data)
+        self.__dict__.update(state)
+
     # -- the MC-dropout engine ------------------------------------------------
 
     def mc_engine(self, network='model'):
@@ -605,9 +637,9 @@ class BaseEstimator:
             'estimator': self.name,
             'estimator_version': self.version,
             'model_sha256': getattr(self, 'model_sha256_', None),
+            'astrodl_plugins_version': _package_version(),
             'n_samples': context.n_samples,
             'seed': context.seed,
-            'quantiles': list(context.quantiles or ()),
             'device': context.device,
             'backend': backend,
             'backend_version': backend_version,
@@ -615,12 +647,17 @@ class BaseEstimator:
             'date_predicted': time.strftime('%Y-%m-%dT%H:%M:%S'),
             'flags': flag_descriptions(self.flag_names),
         }
+        if context.quantiles:
+            meta['quantiles'] = list(context.quantiles)
         if self._familiarity() is not None:
             meta['ood_score'] = (
                 'distance of the network features to those of the training '
                 'simulations, in units of its '
                 f'{100 * self._familiarity().quantile:g}th percentile on '
                 'held-out simulations; above 1: flag UNFAMILIAR')
+        image = context.image
+        if getattr(image, 'pixel_scale', None) is not None:
+            meta['pixel_scale'] = image.pixel_scale
         if context.psf_source:
             meta['psf_fwhm_source'] = context.psf_source
         if context.rescale is not None:
@@ -632,6 +669,40 @@ class BaseEstimator:
         meta.update(store.preset_meta(self))
         meta.update(self._extra_meta(context))
         return meta
+
+
+#: Caches rebuilt on first use, never pickled (a lock cannot be).
+_UNPICKLED = ('_engines', '_engine_lock')
+
+
+class _KerasBytes(namedtuple('_KerasBytes', ['data'])):
+    """A pickled Keras network: the bytes of its ``.keras`` file."""
+
+    __slots__ = ()
+
+
+def _keras_to_bytes(model):
+    """The ``.keras`` file `BaseEstimator.save` would write, as bytes."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / 'model.keras'
+        model.save(path)
+        return path.read_bytes()
+
+
+def _keras_from_bytes(data):
+    """A network from `_keras_to_bytes`, loaded as `from_preset` loads one."""
+    from ._saved_files import load_keras_model
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / 'model.keras'
+        path.write_bytes(data)
+        return load_keras_model(path)
+
+
+def _package_version():
+    from .. import __version__
+
+    return __version__
 
 
 def _same(value, default):
