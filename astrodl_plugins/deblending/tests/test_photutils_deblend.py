@@ -5,10 +5,12 @@ photutils' own deblending tests, run against `deblend_sources_dl`.
 A port of the behavioural tests of photutils 3.0's
 ``photutils/segmentation/tests/test_deblend.py``: the same data, and the
 same assertions where they make sense for a network. Each test names the
-photutils test it ports. Tests of keywords that have no meaning for the
+photutils test it ports. The keywords that have no meaning for the
 networks (``mode``, ``n_levels``, ``contrast``, ``connectivity``,
-``relabel``, ``n_processes``) and of photutils' private classes are not
-ported; docs/deblending.rst lists them with the reasons.
+``n_processes``) are accepted and checked as photutils checks them; their
+tests are ported with the warning a value other than photutils' default
+gives (tests/test_dropin.py has more). Tests of photutils' private
+classes are not ported; docs/deblending.rst lists them with the reasons.
 """
 
 import warnings
@@ -21,6 +23,7 @@ from numpy.testing import assert_allclose, assert_equal
 from photutils.segmentation import SegmentationImage, detect_sources
 
 from astrodl_plugins.deblending import deblend_sources_dl
+from astrodl_plugins.exceptions import AstrodlUserWarning
 
 THRESHOLD = 10
 N_PIXELS = 5
@@ -185,20 +188,60 @@ class TestDeblendSourcesDL:
         result = deblend_sources_dl(pair['data'], pair['segm'], N_PIXELS)
         assert_equal(from_array.data, result.data)
 
-    @pytest.mark.parametrize('keyword', [
-        {'mode': 'linear'}, {'n_levels': 32}, {'contrast': 0.001},
-        {'connectivity': 8}, {'relabel': False}, {'n_processes': 1}])
-    def test_photutils_only_keywords(self, pair, keyword):
+    def test_deblend_sources_norelabel(self, pair):
         """
-        photutils' ``test_invalid_mode``, ``test_invalid_n_levels``,
-        ``test_invalid_contrast`` and ``test_invalid_connectivity``: the
-        multi-thresholding keywords have no meaning for the networks, so
-        they are refused by name, never silently ignored.
+        photutils' ``test_deblend_sources_norelabel`` (without ``mode``):
+        the children are numbered after the input's largest label.
         """
-        (name,) = keyword
-        with pytest.raises(TypeError, match=name):
+        result = deblend_sources_dl(pair['data'], pair['segm'], N_PIXELS,
+                                    relabel=False, progress_bar=False)
+        assert result.n_labels == 2
+        assert_equal(result.labels, [2, 3])
+        assert_equal(result.parent_to_deblended_labels, {1: [2, 3]})
+        assert len(result.slices) <= result.max_label
+        assert len(result.slices) == result.n_labels
+        assert_allclose(np.nonzero(pair['segm']), np.nonzero(result))
+
+    def test_deblend_contrast_levels(self):
+        """
+        photutils' ``test_deblend_contrast_levels``: every contrast in
+        [0.1, 1] gives at least one source (``contrast=1`` none split);
+        ``mode`` and ``contrast`` other than photutils' defaults warn that
+        they have no effect.
+        """
+        y, x = np.mgrid[0:51, 0:151]
+        y0 = 25
+        data = (Gaussian2D(9.5, 16, y0, 5, 5)(x, y)
+                + Gaussian2D(51, 30, y0, 3, 3)(x, y)
+                + Gaussian2D(30, 42, y0, 5, 5)(x, y)
+                + Gaussian2D(80, 66, y0, 8, 8)(x, y)
+                + Gaussian2D(71, 88, y0, 8, 8)(x, y)
+                + Gaussian2D(18, 119, y0, 7, 7)(x, y))
+        segm = detect_sources(data, 1.0, N_PIXELS)
+        for contrast in np.arange(1, 11) / 10.0:
+            with pytest.warns(AstrodlUserWarning, match='no effect'):
+                segm3 = deblend_sources_dl(data, segm, N_PIXELS,
+                                           mode='linear', n_levels=32,
+                                           contrast=contrast,
+                                           progress_bar=False)
+            assert segm3.n_labels >= 1
+        assert_equal(segm3.data, segm.data)
+
+    @pytest.mark.parametrize(('keyword', 'match'), [
+        ({'n_levels': 0}, 'n_levels must be'),
+        ({'contrast': -1}, 'contrast must be >= 0 and <= 1'),
+        ({'mode': 'invalid'},
+         "mode must be 'exponential', 'linear', or 'sinh'"),
+        ({'connectivity': 'invalid'}, 'Invalid connectivity')])
+    def test_invalid_keywords(self, pair, keyword, match):
+        """
+        photutils' ``test_invalid_n_levels``, ``test_invalid_contrast``,
+        ``test_invalid_mode`` and ``test_invalid_connectivity``: the same
+        `ValueError`.
+        """
+        with pytest.raises(ValueError, match=match):
             deblend_sources_dl(pair['data'], pair['segm'], N_PIXELS,
-                               **keyword)
+                               progress_bar=False, **keyword)
 
     def test_constant_source(self, pair):
         """
@@ -333,5 +376,16 @@ class TestDeblendSourcesDL:
                                     progress_bar=True)
         assert result.n_labels == 2
         assert_equal(result.data, deblend_sources_dl(
-            pair['data'], pair['segm'], N_PIXELS).data)
+            pair['data'], pair['segm'], N_PIXELS, progress_bar=False).data)
+
+    def test_deblend_nproc_none(self, pair):
+        """
+        photutils' ``test_deblend_nproc_none``: ``n_processes=None`` is
+        accepted (with a warning that it has no effect here).
+        """
+        with pytest.warns(AstrodlUserWarning, match='n_processes=None'):
+            result = deblend_sources_dl(pair['data'], pair['segm'],
+                                        N_PIXELS, progress_bar=False,
+                                        n_processes=None)
+        assert result.n_labels == 2
 
