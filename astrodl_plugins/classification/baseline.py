@@ -32,7 +32,8 @@ def _mosaic(stamps):
 
 
 def _psf_concentration(fwhm, beta, size):
-    import galsim
+    from ..simulate.common import require_galsim
+    galsim = require_galsim()
     from photutils.aperture import CircularAperture, aperture_photometry
 
     ratios = np.empty(len(fwhm))

@@ -7,7 +7,9 @@ field (electrons, sky not subtracted, TAN WCS at 0.2 arcsec/pix,
 uncertainty, ``PSF_FWHM`` = 3 pix in the header) with 30 galaxies and 20
 stars, made by `~astrodl_plugins.simulate.simulate_field` with
 ``seed=2026``; ``sample_field_truth.ecsv`` is its truth table.
-Regenerate both with ``astrodl make-sample-field``.
+Loading them needs no GalSim (the demo runs on a plain install);
+regenerating both with ``astrodl make-sample-field`` needs the ``train``
+extra.
 """
 
 from pathlib import Path

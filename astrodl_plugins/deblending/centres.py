@@ -233,6 +233,29 @@ def _mean_with_twin(heat, twin, shift_y, shift_x):
     return out
 
 
+def _local_peaks(image, threshold):
+    """
+    (row, column) of the 3x3 local maxima above ``threshold``, brightest
+    first (stable); none in a flat image of more than one pixel (which
+    `~photutils.detection.find_peaks` refuses with a warning).
+    """
+    import warnings
+
+    from photutils.detection import find_peaks
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    if image.size == 1:
+        return np.argwhere(image > threshold)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', NoDetectionsWarning)
+        table = find_peaks(image, threshold, box_size=3)
+    if table is None:
+        return np.empty((0, 2), int)
+    order = np.argsort(-np.asarray(table['peak_value']), kind='stable')
+    return np.column_stack([np.asarray(table['y_peak'])[order],
+                            np.asarray(table['x_peak'])[order]])
+
+
 def find_centres(detector, data, sigma, segm_data, slices, labels, *,
                  threshold, factor=1, progress=None):
     """
@@ -253,7 +276,6 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
     """
     import keras
     from scipy.special import expit
-    from skimage.feature import peak_local_max
 
     data = np.asarray(data)
     jobs = crop_jobs(slices, labels, factor)
@@ -283,9 +305,7 @@ def find_centres(detector, data, sigma, segm_data, slices, labels, *,
                 dy, dx = job.turn
                 mean = _mean_with_twin(heat[i], heat[n + i][::-1, ::-1],
                                        dy // factor, dx // factor)
-                peaks = peak_local_max(mean, min_distance=1,
-                                       threshold_abs=threshold,
-                                       exclude_border=False)
+                peaks = _local_peaks(mean, threshold)
                 ylo, yhi, xlo, xhi = job.core
                 for py, px in peaks:
                     # The centre of binned pixel k is at pixel

@@ -117,7 +117,8 @@ def _member_images(galsim, blend, gsparams):
 
 def _draw_chunk(args):
     """Noise-free member images (scaled to their flux) of some blends."""
-    import galsim
+    from .common import require_galsim
+    galsim = require_galsim()
 
     blends, variance = args
     gsparams = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=2e-3)

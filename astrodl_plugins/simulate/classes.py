@@ -270,7 +270,8 @@ def _artefact(rng, size, sigma):
 
 def _draw_chunk(args):
     """Draw one chunk of multi-band stamps; runs in a worker process."""
-    import galsim
+    from .common import require_galsim
+    galsim = require_galsim()
 
     params, kinds, bands, size, seed, neighbour_fraction = args
     rng = np.random.default_rng(seed)
@@ -638,7 +639,8 @@ def _central_parts(galsim, kind, p, i, rng, gsparams):
 
 def _draw_sky_chunk(args):
     """Draw one chunk of sky-like multi-band stamps (a worker process)."""
-    import galsim
+    from .common import require_galsim
+    galsim = require_galsim()
 
     from . import sky
 

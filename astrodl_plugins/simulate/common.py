@@ -1,5 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
-"""Helpers shared by the simulators: random draws and worker processes."""
+"""
+Helpers shared by the simulators: random draws, worker processes and the
+GalSim import.
+"""
 
 import multiprocessing
 import os
@@ -8,7 +11,29 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-__all__ = ['loguniform', 'run_jobs']
+__all__ = ['loguniform', 'require_galsim', 'run_jobs']
+
+TRAIN_EXTRA_HINT = 'pip install "astrodl-plugins[train]"'
+
+
+def require_galsim():
+    """
+    Import and return GalSim, which only simulating and training need.
+
+    Raises
+    ------
+    ImportError
+        GalSim is not installed; the message says how to install it (the
+        ``train`` extra).
+    """
+    try:
+        import galsim
+    except ImportError as error:
+        msg = ('simulating training sets and training need GalSim, which '
+               'a plain install does not include (prediction does not '
+               f'need it); install it with: {TRAIN_EXTRA_HINT}')
+        raise ImportError(msg, name='galsim') from error
+    return galsim
 
 
 def loguniform(rng, low, high, size=None):
@@ -24,6 +49,7 @@ def run_jobs(function, jobs, n_processes=None):
     can deadlock the children: then the workers start from a fork server
     instead (which, like 'spawn', re-imports the main module).
     """
+    require_galsim()
     n_processes = n_processes or os.cpu_count() or 1
     if n_processes > 1 and len(jobs) > 1:
         threaded = any(name in sys.modules
@@ -43,8 +69,7 @@ def _single_threaded_call(args):
     Each worker already has a core: OpenMP threads on top oversubscribe
     the machine (measured ~3x slower with 2 workers on 2 cores).
     """
-    import galsim
-
+    galsim = require_galsim()
     function, job = args
     with galsim.utilities.single_threaded():
         return function(job)

@@ -83,7 +83,8 @@ def simulate_field(*, seed, shape=(512, 512), n_galaxies=30, n_stars=20,
         ``axis_ratio``, ``position_angle_pix`` (from +x,
         counter-clockwise) and ``position_angle`` (east of north).
     """
-    import galsim
+    from .common import require_galsim
+    galsim = require_galsim()
 
     rng = np.random.default_rng(seed)
     ny, nx = shape

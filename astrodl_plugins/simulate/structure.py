@@ -87,7 +87,8 @@ def _sersic(galsim, n, r_eff, q, pa, gsparams):
 
 def _draw_chunk(args):
     """Draw one chunk of stamps; runs in a worker process."""
-    import galsim
+    from .common import require_galsim
+    galsim = require_galsim()
 
     params, stamp_size, seed = args
     rng = np.random.default_rng(seed)
