@@ -7,7 +7,8 @@ import numpy as np
 
 from ..exceptions import AstrodlUserWarning
 
-__all__ = ['check_segmentation', 'labels_at', 'deblended_segmentation']
+__all__ = ['check_segmentation', 'labels_at', 'deblended_segmentation',
+           'set_parent_map']
 
 
 def check_segmentation(segmentation_image, shape, labels=None,
@@ -121,11 +122,7 @@ def deblended_segmentation(label_image, parents):
 
     Notes
     -----
-    photutils fills ``deblended_labels``, ``deblended_label_to_parent`` and
-    ``parent_to_deblended_labels`` from the private attribute
-    ``_deblend_label_map`` that its ``deblend_sources`` sets; there is no
-    public setter (photutils 3.0). This is the only place in the package
-    that writes it, the way ``deblend_sources`` does.
+    The parent map is set by `set_parent_map`.
     """
     from photutils.segmentation import SegmentationImage
 
@@ -133,7 +130,36 @@ def deblended_segmentation(label_image, parents):
     children = {}
     for label, parent in enumerate(np.asarray(parents).tolist(), start=1):
         children.setdefault(parent, []).append(label)
-    segm._deblend_label_map = {parent: np.array(labels, label_image.dtype)
-                               for parent, labels in children.items()
-                               if len(labels) > 1}
+    return set_parent_map(segm, {parent: np.array(labels, label_image.dtype)
+                                 for parent, labels in children.items()
+                                 if len(labels) > 1})
+
+
+def set_parent_map(segm, children):
+    """
+    Give a `~photutils.segmentation.SegmentationImage` photutils' parent
+    map of a deblending, as its ``deblend_sources`` does.
+
+    Parameters
+    ----------
+    segm : `~photutils.segmentation.SegmentationImage`
+        The deblended segmentation image (changed in place).
+    children : dict
+        Input (parent) label -> array of the labels of its children, for
+        the parents that were split.
+
+    Returns
+    -------
+    segm : `~photutils.segmentation.SegmentationImage`
+        The same object.
+
+    Notes
+    -----
+    photutils fills ``deblended_labels``, ``deblended_label_to_parent`` and
+    ``parent_to_deblended_labels`` from the private attribute
+    ``_deblend_label_map`` that its ``deblend_sources`` sets; there is no
+    public setter (photutils 3.0). This is the only place in the package
+    that writes it.
+    """
+    segm._deblend_label_map = dict(children)
     return segm

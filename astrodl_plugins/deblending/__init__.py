@@ -10,8 +10,7 @@ uncertainties.
 """
 
 from .estimator import Deblender, DeblendResult
-from .finder import SourceFinderDL
-from .pipeline import deblend_sources_dl
+from .finder import SourceFinderDL, deblend_sources_dl
 
 __all__ = ['Deblender', 'DeblendResult', 'SourceFinderDL',
            'deblend_sources_dl']

@@ -262,8 +262,6 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
                                      else 'counter-clockwise from +x'),
                 'r_eff_unit': ('arcsec' if scaled
                                else 'pix (no WCS or pixel_scale given)')}
-        if scaled:
-            meta['pixel_scale'] = str(image.pixel_scale)
         if _celestial(image):
             meta['sky_shape'] = _SKY_SHAPE_DOC
         return meta
