@@ -8,16 +8,83 @@ Subcommands: ``demo``, ``list``, ``predict``, ``deblend``, ``train``,
 """
 
 import argparse
+import contextlib
+import logging
 import math
 import os
+import shutil
 import sys
-
-import numpy as np
+import tempfile
+import textwrap
 
 __all__ = ['main']
 
+#: Lines that TensorFlow's C++ runtime writes to stderr while it loads,
+#: whatever TF_CPP_MIN_LOG_LEVEL says; hidden unless ``--verbose``.
+_TF_NOISE = ('oneDNN custom operations', 'absl::InitializeLog',
+             'Unable to register cu', 'TF-TRT Warning',
+             'This TensorFlow binary is optimized', 'cuda drivers',
+             'rebuild TensorFlow with the appropriate compiler flags')
+
+#: ``--deblend`` methods of ``astrodl predict``.
+_DEBLEND_METHODS = ('none', 'photutils', 'dl')
+
+
+@contextlib.contextmanager
+def _stderr_filtered(noise):
+    """Capture file descriptor 2; replay the lines that are not noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors='replace')
+            kept = [line for line in text.splitlines()
+                    if line.strip() and not any(n in line for n in noise)]
+            if kept:
+                print('\n'.join(kept), file=sys.stderr)
+
+
+def _load_tensorflow(verbose):
+    """
+    Import TensorFlow now, quietly unless ``verbose``: only its log output
+    is hidden (no option that changes the numerics is touched).
+    """
+    if verbose:
+        return
+    for name in ('tensorflow', 'absl', 'h5py'):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if 'tensorflow' in sys.modules:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec('tensorflow') is None:
+        return
+    with _stderr_filtered(_TF_NOISE):
+        import tensorflow as tf
+    # Retracing warnings go through TensorFlow's Python logger.
+    tf.get_logger().setLevel(logging.ERROR)
+    with contextlib.suppress(ImportError):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _quiet_environment(verbose):
+    """Log levels of TensorFlow's C++ side, set before it is imported."""
+    if not verbose:
+        os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+        os.environ.setdefault('GRPC_VERBOSITY', 'ERROR')
+
 
 def _demo(args):
+    _load_tensorflow(args.verbose)
     from .demo import run_demo
 
     run_demo(args.output_dir, overwrite=args.overwrite,
@@ -27,7 +94,23 @@ def _demo(args):
 def _list(args):
     from . import list_estimators
 
-    list_estimators().pprint(max_width=-1, max_lines=-1)
+    table = list_estimators()
+    width = max(40, shutil.get_terminal_size().columns - 1)
+    wrap = textwrap.TextWrapper(width=width, initial_indent='    ',
+                                subsequent_indent='    ',
+                                break_on_hyphens=False)
+    for row in table:
+        row = dict(zip(table.colnames, row))
+        details = [f'{key} {row[key]}' if key == 'version' else str(row[key])
+                   for key in ('task', 'version', 'plugin')
+                   if str(row.get(key, '') or '') not in ('', '--')]
+        head = f"{row['name']}  ({', '.join(details)})" if details else str(
+            row['name'])
+        print(textwrap.fill(head, width=width, subsequent_indent='    ',
+                            break_on_hyphens=False))
+        description = str(row.get('description', '') or '')
+        if description:
+            print(wrap.fill(description))
 
 
 def _read_ccd(path, unit):
@@ -103,13 +186,92 @@ def _check_bands(args, estimator, multiband):
     return {'bands': tuple(args.bands)}
 
 
+def _check_regions_output(args, output, images):
+    """``--regions``: a new ``.reg`` file, not ``--output`` or an input."""
+    import importlib.util
+
+    from .core.output import check_output_path
+
+    if args.regions is None:
+        return None
+    regions = check_output_path(args.regions, overwrite=args.overwrite,
+                                name='--regions')
+    if regions.suffix.lower() != '.reg':
+        msg = (f'--regions {args.regions!r} is written as a DS9 region '
+               'file; give it the extension .reg')
+        raise ValueError(msg)
+    if os.path.abspath(regions) == os.path.abspath(output):
+        msg = f'--regions {args.regions!r} is also --output'
+        raise ValueError(msg)
+    for image in images:
+        if regions.exists() and os.path.samefile(regions, image):
+            msg = f'--regions {args.regions!r} is also an input image'
+            raise ValueError(msg)
+    if importlib.util.find_spec('regions') is None:
+        msg = '--regions needs the regions package, which is not installed'
+        raise ValueError(msg)
+    return regions
+
+
+def catalog_regions(table):
+    """
+    DS9 regions of a catalog, one per row with finite values, each with
+    the row's ``label`` as its ``text``.
+
+    galaxy-structure tables give ellipses (``r_eff``, ``axis_ratio``,
+    ``position_angle``); others give points at the centroid (in the sky
+    when the table has ``sky_centroid``).
+
+    Returns
+    -------
+    regions : list
+    n_skipped : int
+        Rows left out for non-finite values.
+    """
+    import numpy as np
+    from astropy import units as u
+    from regions import PixCoord, PointPixelRegion, PointSkyRegion
+
+    if {'r_eff', 'axis_ratio', 'position_angle'} <= set(table.colnames):
+        from .structure import structure_regions
+
+        regions = structure_regions(table)
+        for region in regions:
+            region.meta['text'] = str(region.meta.get('label', ''))
+        return regions, len(table) - len(regions)
+    sky = 'sky_centroid' in table.colnames
+    regions = []
+    for row in table:
+        x = u.Quantity(row['x_centroid']).value
+        y = u.Quantity(row['y_centroid']).value
+        meta = {'text': str(row['label'])}
+        if sky:
+            centre = row['sky_centroid']
+            if not (np.isfinite(centre.spherical.lon.value)
+                    and np.isfinite(centre.spherical.lat.value)):
+                continue
+            regions.append(PointSkyRegion(centre, meta=meta))
+        elif np.isfinite(x) and np.isfinite(y):
+            regions.append(PointPixelRegion(PixCoord(x, y), meta=meta))
+    return regions, len(table) - len(regions)
+
+
+def _deblend_segmentation(args, data, segm):
+    """``--deblend dl``: the package's deblender on the detected segments."""
+    from .deblending.finder import deblend_sources_dl
+
+    return deblend_sources_dl(data, segm, args.n_pixels, progress_bar=True,
+                              psf_fwhm=args.psf_fwhm)
+
+
 def _predict(args):
-    from . import get_estimator
-    from .core.detection import subtract_background_and_detect
+    import numpy as np
+
     from .core.output import (
+        atomic_outputs,
         check_output_path,
         table_write_format,
-        write_table_atomic,
+        write_table_file,
     )
 
     # Every check before the work, so that a run is not lost at the end.
@@ -117,13 +279,20 @@ def _predict(args):
                                name='--output')
     table_format = table_write_format(output, args.format, name='--output',
                                       format_name='--format')
-    _check_inputs(args.image, [('--output', output)])
-    estimator = get_estimator(args.estimator)
-    multiband = hasattr(estimator, 'classes')
+    images = _check_inputs(args.image, [('--output', output)])
+    regions_path = _check_regions_output(args, output, images)
+    from . import get_estimator
+
+    estimator_class = _estimator_class(args.estimator)
+    multiband = hasattr(estimator_class, 'classes')
     if len(args.image) > 1 and not multiband:
         msg = (f'{args.estimator} measures one image; got '
                f'{len(args.image)}')
         raise ValueError(msg)
+    _load_tensorflow(args.verbose)
+    from .core.detection import subtract_background_and_detect
+
+    estimator = get_estimator(args.estimator)
     kwargs = _check_bands(args, estimator, multiband)
     ccds = [_read_ccd(path, args.unit) for path in args.image]
     # Detect on the reference band (r when given), subtract every band.
@@ -135,32 +304,59 @@ def _predict(args):
     for index, ccd in enumerate(ccds):
         data, band_segm, _ = subtract_background_and_detect(
             ccd, n_sigma=args.n_sigma, n_pixels=args.n_pixels,
-            deblend=args.deblend)
+            deblend=args.deblend == 'photutils')
         subtracted.append(data)
         if index == reference:
             segm = band_segm
     if segm is None:
         print('No sources detected; nothing written.')
         return
+    if args.deblend == 'dl':
+        segm = _deblend_segmentation(args, subtracted[reference], segm)
     if args.psf_fwhm is not None:
         kwargs['psf_fwhm'] = args.psf_fwhm
     data = subtracted if multiband else subtracted[0]
     table = estimator.predict(data, segmentation_image=segm,
                               n_samples=args.n_samples, seed=args.seed,
                               progress_bar=True, **kwargs)
+    paths = [output] if regions_path is None else [output, regions_path]
+    n_skipped = 0
     try:
-        write_table_atomic(table, output, overwrite=args.overwrite,
-                           format=table_format)
+        with atomic_outputs(paths, overwrite=args.overwrite) as temporaries:
+            write_table_file(table, temporaries[0], table_format)
+            if regions_path is not None:
+                from regions import Regions
+
+                regions, n_skipped = catalog_regions(table)
+                Regions(regions).write(str(temporaries[1]), format='ds9',
+                                       overwrite=True)
     except OSError as exc:
-        raise _write_failed(exc, [output]) from exc
+        raise _write_failed(exc, paths) from exc
     flagged = np.asarray(table['flag']) > 0
     print(f'{len(table)} sources measured ({int(flagged.sum())} flagged, '
           f'see the flag column); wrote {args.output}')
+    if regions_path is not None:
+        skipped = (f' ({n_skipped} rows with NaN values skipped)'
+                   if n_skipped else '')
+        print(f'{len(table) - n_skipped} regions{skipped}; wrote '
+              f'{args.regions}')
     if multiband:
         names, counts = np.unique(np.asarray(table['class'])[~flagged],
                                   return_counts=True)
         print('unflagged classes: ' + ', '.join(
             f'{n or "(unusable)"} {c}' for n, c in zip(names, counts)))
+
+
+def _estimator_class(name):
+    """The registered class of ``name`` (without loading its networks)."""
+    from .registry import _estimator_records
+
+    records = _estimator_records()
+    if name not in records:
+        available = ', '.join(repr(known) for known in sorted(records))
+        msg = f'Unknown estimator {name!r}. Available estimators: {available}.'
+        raise ValueError(msg)
+    return records[name].cls
 
 
 def _check_deblend_outputs(args):
@@ -193,19 +389,22 @@ def _check_deblend_outputs(args):
 def _deblend(args):
     from astropy.io import fits
 
-    from . import get_estimator
-    from .core.detection import subtract_background_and_detect
     from .core.output import atomic_outputs, write_fits_file, write_table_file
 
     # Every check before the work, so that a run is not lost at the end.
     outputs, table_format = _check_deblend_outputs(args)
     _check_inputs([args.image], outputs)
+    _load_tensorflow(args.verbose)
+    from .core.detection import subtract_background_and_detect
+
     ccd = _read_ccd(args.image, args.unit)
     data, segm, _ = subtract_background_and_detect(
         ccd, n_sigma=args.n_sigma, n_pixels=args.n_pixels)
     if segm is None:
         print('No sources detected; nothing written.')
         return
+    from . import get_estimator
+
     deblender = get_estimator('deblender')
     result = deblender.deblend(data, segm, args.n_pixels,
                                n_samples=args.n_samples, seed=args.seed,
@@ -264,8 +463,9 @@ def _familiarity(args):
     from .core.store import check_output_directory
     from .registry import get_estimator
 
-    recipe = _recipe(args.estimator)
     check_output_directory(args.output, args.overwrite)
+    _load_tensorflow(args.verbose)
+    recipe = _recipe(args.estimator)
     estimator = get_estimator(args.estimator)
     if not recipe.familiarity_from_simulations(
             estimator, seed=args.seed, n=args.n, cache_dir=args.cache_dir):
@@ -277,6 +477,7 @@ def _familiarity(args):
 
 
 def _train(args):
+    _load_tensorflow(args.verbose)
     recipe = _recipe(args.estimator)
     kwargs = {'seed': args.seed, 'output': args.output,
               'cache_dir': args.cache_dir, 'overwrite': args.overwrite}
@@ -351,83 +552,162 @@ def _unit(text):
         raise argparse.ArgumentTypeError(msg) from None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show an option's default, unless it has none (None) or is required."""
+
+    def _get_help_string(self, action):
+        if (action.default is None or action.required
+                or action.default is argparse.SUPPRESS
+                or isinstance(action, argparse._VersionAction)):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _DeblendAction(argparse.Action):
+    """``--deblend [METHOD]``; ``--deblend`` alone is ``photutils``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:
+            print("astrodl predict: note: '--deblend' alone means "
+                  "'--deblend photutils' (photutils' deblend_sources); "
+                  "'--deblend dl' runs the package's deblender network. "
+                  'Give the method: --deblend without one is deprecated.',
+                  file=sys.stderr)
+            values = 'photutils'
+        setattr(namespace, self.dest, values)
+
+
+def _estimator_names():
+    """Registered estimator names, for the help (no TensorFlow import)."""
+    try:
+        from .registry import _estimator_records
+
+        return sorted(_estimator_records())
+    except Exception:  # noqa: BLE001 - a broken registry is reported later
+        return None
+
+
+def _add_common_options(parser, *, overwrite=True):
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        default=argparse.SUPPRESS,
+                        help="also show TensorFlow's log messages")
+    if overwrite:
+        parser.add_argument('--overwrite', action='store_true',
+                            help='replace existing output files')
+
+
 def _add_detection_options(parser, n_samples, n_pixels):
     parser.add_argument('--unit', type=_unit, default=None,
                         help='data unit if the header has no BUNIT')
     parser.add_argument('--n-samples', type=_COUNT, default=n_samples,
                         help='MC-dropout draws (0: one deterministic pass)')
-    parser.add_argument('--seed', type=_SEED, default=0)
+    parser.add_argument('--seed', type=_SEED, default=0,
+                        help='random seed of the MC-dropout draws')
     parser.add_argument('--n-sigma', type=_POSITIVE, default=1.5,
                         help='detection threshold, background RMS (> 0)')
     parser.add_argument('--n-pixels', type=_AT_LEAST_ONE, default=n_pixels,
                         help='minimum connected pixels of a source (>= 1)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace existing output files')
+    _add_common_options(parser)
 
 
 def _parser():
+    from . import __version__
+
     parser = argparse.ArgumentParser(
-        prog='astrodl', description='Deep-learning estimators for '
-        'astronomy (astrodl_plugins).')
+        prog='astrodl', formatter_class=_HelpFormatter,
+        description='Deep-learning estimators for astronomy '
+        '(astrodl_plugins).')
+    parser.add_argument('--version', action='version',
+                        version=f'%(prog)s {__version__}')
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help="also show TensorFlow's log messages")
     sub = parser.add_subparsers(dest='command', required=True)
 
-    demo = sub.add_parser('demo', help='galaxy-structure on the shipped '
-                          'sample field')
-    demo.add_argument('--output-dir', default='.')
-    demo.add_argument('--overwrite', action='store_true',
-                      help='replace existing output files')
+    def command(name, **kwargs):
+        return sub.add_parser(name, formatter_class=_HelpFormatter,
+                              description=kwargs.get('help'), **kwargs)
+
+    demo = command('demo', help='galaxy-structure on the shipped sample '
+                   'field')
+    demo.add_argument('--output-dir', default='.',
+                      help='directory of catalog.ecsv, galaxies.reg and '
+                      'demo.png')
     # The demo reports 16 and 84 % quantiles: they need 6 draws or more.
     demo.add_argument('--n-samples', type=_number(int, 6), default=50,
                       help='MC-dropout draws (at least 6: the demo reports '
                       '16 and 84 %% quantiles)')
-    demo.add_argument('--seed', type=_SEED, default=0)
+    demo.add_argument('--seed', type=_SEED, default=0,
+                      help='random seed of the MC-dropout draws')
+    _add_common_options(demo)
     demo.set_defaults(func=_demo)
 
-    listing = sub.add_parser('list', help='registered estimators')
+    listing = command('list', help='registered estimators')
+    _add_common_options(listing, overwrite=False)
     listing.set_defaults(func=_list)
 
-    predict = sub.add_parser('predict', help='detect sources in a FITS '
-                             'image and measure them')
-    predict.add_argument('estimator')
+    names = _estimator_names()
+    predict = command('predict', help='detect sources in a FITS image and '
+                      'measure them')
+    predict.add_argument(
+        'estimator', choices=names, metavar='estimator',
+        help='registered estimator'
+        + (f" (one of: {', '.join(names)})" if names else ''))
     predict.add_argument('image', nargs='+', help='FITS image(s); the '
                          'classifiers take one per band')
+    predict.add_argument('--output', required=True, help='catalog, e.g. '
+                         'catalog.ecsv; the format from the extension: '
+                         '.ecsv, .fits or .h5, the formats that keep '
+                         'units, sky coordinates and metadata')
+    predict.add_argument('--format', default=None,
+                         choices=('ascii.ecsv', 'fits', 'hdf5'),
+                         help='table format of --output (default: from its '
+                         'extension)')
     predict.add_argument('--bands', nargs='+', default=None,
                          help='band of each image (classifiers), e.g. g r i')
-    predict.add_argument('--deblend', action='store_true',
-                         help="split blended sources with photutils' "
-                         'deblend_sources (crowded fields)')
-    predict.add_argument('--output', required=True, help='catalog, e.g. '
-                         'catalog.ecsv (the format from the extension)')
-    predict.add_argument('--format', default=None, help='astropy table '
-                         'format of --output (default: from its extension)')
+    predict.add_argument(
+        '--deblend', action=_DeblendAction, nargs='?', default='none',
+        choices=_DEBLEND_METHODS, metavar='{none,photutils,dl}',
+        help="split blended sources before measuring them: 'photutils' "
+        "runs photutils' deblend_sources (multi-thresholding and "
+        "watershed), 'dl' the package's deblender network (astrodl "
+        "deblend); 'none' keeps the detected segments")
+    predict.add_argument('--regions', default=None,
+                         help='also write a DS9 region file (.reg) of the '
+                         "sources, each labelled with its catalog 'label'")
     predict.add_argument('--psf-fwhm', type=_POSITIVE, default=None,
                          help="PSF FWHM in pixels (default: the header's "
-                         'PSF_FWHM)')
+                         'PSF_FWHM, else estimated from the image)')
     _add_detection_options(predict, n_samples=50, n_pixels=10)
     predict.set_defaults(func=_predict)
 
-    deblend = sub.add_parser('deblend', help='detect sources in a FITS '
-                             'image and deblend them with the deblender')
+    deblend = command('deblend', help='detect sources in a FITS image and '
+                      'deblend them with the deblender network')
     deblend.add_argument('image', help='FITS image')
     deblend.add_argument('--output', required=True,
                          help='FITS file of the deblended segmentation image')
     deblend.add_argument('--catalog', default=None,
                          help='also measure fluxes and write this catalog '
-                         '(e.g. catalog.ecsv)')
+                         '(.ecsv, .fits or .h5)')
     deblend.add_argument('--catalog-format', default=None,
-                         help='astropy table format of --catalog (default: '
-                         'from its extension)')
+                         choices=('ascii.ecsv', 'fits', 'hdf5'),
+                         help='table format of --catalog (default: from its '
+                         'extension)')
     _add_detection_options(deblend, n_samples=20, n_pixels=5)
     deblend.set_defaults(func=_deblend)
 
-    train = sub.add_parser('train', help='simulate, train, calibrate and '
-                           'save an estimator')
-    train.add_argument('estimator')
+    recipes = sorted(_TRAINERS)
+    train = command('train', help='simulate, train, calibrate and save an '
+                    'estimator')
+    train.add_argument('estimator', choices=recipes, metavar='estimator',
+                       help=f"preset to train (one of: {', '.join(recipes)})")
+    train.add_argument('--output', required=True,
+                       help='directory of the saved preset')
     train.add_argument('--n-train', type=_AT_LEAST_ONE, default=None,
                        help='training stamps (default: 100000 for '
                        'galaxy-structure, 40000 for the classifiers) or '
                        'blends (deblender: 12000)')
-    train.add_argument('--seed', type=_SEED, default=1)
+    train.add_argument('--seed', type=_SEED, default=1,
+                       help='random seed of the simulations and training')
     train.add_argument('--epochs', type=_AT_LEAST_ONE, default=None,
                        help='maximum epochs (early stopping; default 24 '
                        'for galaxy-structure, 15 for the classifiers)')
@@ -435,30 +715,37 @@ def _parser():
                        help='stage-2 epochs at a lower learning rate '
                        '(default 8 for galaxy-structure, 0 for the '
                        'classifiers)')
-    train.add_argument('--output', required=True)
     train.add_argument('--cache-dir', default=None,
                        help='keep and reuse the simulated sets here')
-    train.add_argument('--overwrite', action='store_true')
+    _add_common_options(train)
     train.set_defaults(func=_train)
 
-    familiar = sub.add_parser(
+    familiar = command(
         'familiarity', help="fit a preset's out-of-distribution model "
         '(ood_score) on its simulator and save the preset with it')
-    familiar.add_argument('estimator')
-    familiar.add_argument('--seed', type=_SEED, default=1)
+    familiar.add_argument('estimator', choices=recipes, metavar='estimator',
+                          help=f"preset (one of: {', '.join(recipes)})")
+    familiar.add_argument('--output', required=True,
+                          help='directory of the saved preset')
+    familiar.add_argument('--seed', type=_SEED, default=1,
+                          help='random seed of the simulations')
     familiar.add_argument('--n', type=_number(int, 2), default=6000,
                           help='simulated examples to fit on (half as '
                           'many calibrate the threshold)')
-    familiar.add_argument('--output', required=True)
-    familiar.add_argument('--cache-dir', default=None)
-    familiar.add_argument('--overwrite', action='store_true')
+    familiar.add_argument('--cache-dir', default=None,
+                          help='keep and reuse the simulated sets here')
+    _add_common_options(familiar)
     familiar.set_defaults(func=_familiarity)
 
-    sample = sub.add_parser('make-sample-field', help='regenerate the '
-                            "demo's sample field")
-    sample.add_argument('--output-dir', required=True)
-    sample.add_argument('--seed', type=_SEED, default=None)
-    sample.add_argument('--overwrite', action='store_true')
+    sample = command('make-sample-field', help="regenerate the demo's "
+                     'sample field')
+    sample.add_argument('--output-dir', required=True,
+                        help='directory of sample_field.fits and '
+                        'sample_field_truth.ecsv')
+    sample.add_argument('--seed', type=_SEED, default=None,
+                        help='random seed (default: that of the shipped '
+                        'field)')
+    _add_common_options(sample)
     sample.set_defaults(func=_make_sample_field)
     return parser
 
@@ -480,19 +767,17 @@ def main(argv=None):
         cannot be written), found before any computation; 1 when writing
         the outputs failed, which leaves every output file as it was.
     """
-    from astropy.io.registry import IORegistryError
-
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 0
+    _quiet_environment(args.verbose)
     try:
         args.func(args)
     except _WriteError as exc:
         print(f'astrodl {args.command}: error: {exc}', file=sys.stderr)
         return 1
-    except (ValueError, TypeError, OSError, IORegistryError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f'astrodl {args.command}: error: {exc}', file=sys.stderr)
         return 2
     return 0

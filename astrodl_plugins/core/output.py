@@ -21,22 +21,29 @@ import bz2
 import contextlib
 import gzip
 import importlib.util
+import io
 import os
 import secrets
-import warnings
 from pathlib import Path
 
 __all__ = ['check_output_path', 'table_write_format', 'check_fits_output',
            'check_fits_input', 'atomic_outputs', 'write_table_atomic',
-           'write_fits_atomic', 'write_table_file', 'write_fits_file']
+           'write_fits_atomic', 'write_table_file', 'write_fits_file',
+           'fits_table_hdu', 'ROUND_TRIP_FORMATS']
 
 #: File name endings written as FITS.
 FITS_EXTENSIONS = ('.fits', '.fit', '.fts', '.fits.gz', '.fit.gz', '.fts.gz')
 
+#: The table formats that round-trip a catalog: units, mixin columns
+#: (``sky_centroid``, a `~astropy.coordinates.SkyCoord`) and the whole
+#: ``meta`` (the ``flags`` descriptions, provenance) are read back as
+#: written. CSV and the other plain-text formats turn units and coordinates
+#: into bare numbers or strings, VOTable refuses mixin columns: they are
+#: refused before any work.
+ROUND_TRIP_FORMATS = ('ascii.ecsv', 'fits', 'hdf5')
+
 #: The optional package that an astropy table format needs to write.
-_FORMAT_PACKAGES = {'hdf5': 'h5py', 'parquet': 'pyarrow',
-                    'votable.parquet': 'pyarrow', 'parquet.votable': 'pyarrow',
-                    'pandas': 'pandas'}
+_FORMAT_PACKAGES = {'hdf5': 'h5py'}
 
 
 def check_output_path(path, *, overwrite=False, name='path'):
@@ -116,7 +123,7 @@ def table_write_format(path, format=None, *, name='path',
     Raises
     ------
     ValueError
-        ``format`` is not a writable astropy format, its package is not
+        ``format`` is not one of ``ROUND_TRIP_FORMATS``, its package is not
         installed, or the extension of ``path`` names no single format.
     """
     from astropy.io import registry
@@ -129,21 +136,26 @@ def table_write_format(path, format=None, *, name='path',
                                          [], {})
         if not found:
             msg = (f'{name} {str(path)!r}: cannot tell the table format from '
-                   f'its extension; use e.g. .ecsv or .fits, or give '
-                   f'{format_name}')
+                   f'its extension; use .ecsv, .fits or .h5, or give '
+                   f'{format_name} (one of {list(ROUND_TRIP_FORMATS)})')
             raise ValueError(msg)
+        found = [f for f in found if f in ROUND_TRIP_FORMATS] or found
         if len(found) > 1:
             msg = (f'{name} {str(path)!r}: its extension matches the formats '
                    f'{found}; give {format_name}')
             raise ValueError(msg)
         format = found[0]
-    elif format not in writable:
-        msg = (f'{format_name} {format!r} is not a table format that astropy '
-               "can write; e.g. 'ascii.ecsv', 'fits', 'votable' "
-               '(astropy.table.Table.write.list_formats() lists them all)')
+        given = f'{name} {str(path)!r} (format {format!r})'
+    else:
+        given = f'{format_name} {format!r}'
+    if format not in ROUND_TRIP_FORMATS:
+        what = ('would lose units, coordinates or metadata'
+                if format in writable else 'is not a table format')
+        msg = (f'{given} {what}; write one of the formats that keep the '
+               f'catalog whole: {list(ROUND_TRIP_FORMATS)} (.ecsv, .fits, '
+               '.h5)')
         raise ValueError(msg)
-    package = _FORMAT_PACKAGES.get(format,
-                                   _FORMAT_PACKAGES.get(format.split('.')[0]))
+    package = _FORMAT_PACKAGES.get(format)
     if package and importlib.util.find_spec(package) is None:
         msg = (f'{name} {str(path)!r}: writing format {format!r} needs the '
                f'{package} package, which is not installed')
@@ -399,16 +411,98 @@ def write_fits_atomic(hdus, path, *, overwrite=False, header=None):
 def write_table_file(table, path, format, **kwargs):
     """
     Write ``table`` to ``path`` (a temporary of `atomic_outputs`), keeping
-    units and meta in every format.
+    units, mixin columns and meta in every format.
+
+    FITS: the whole ``meta`` goes into the YAML block of COMMENT cards in
+    which astropy already keeps the mixin columns, and which
+    `~astropy.table.Table.read` restores into ``meta``; no header card is
+    made from it (no HIERARCH cards, no dict dropped).
     """
     if format == 'hdf5':
         # Keep units and meta, as ECSV and FITS do.
-        kwargs = {'path': '__astropy_table__', 'serialize_meta': True,
+        kwargs = {'path': 'catalog', 'serialize_meta': True,
                   **kwargs}
-    with warnings.catch_warnings():
-        # Long meta keys become HIERARCH cards in FITS: expected, not news.
-        warnings.filterwarnings('ignore', message='Keyword name .* HIERARCH')
-        table.write(path, format=format, overwrite=True, **kwargs)
+    if format == 'fits' and not kwargs:
+        from astropy.io import fits
+
+        fits.HDUList([fits.PrimaryHDU(), fits_table_hdu(table)]).writeto(
+            path, overwrite=True)
+        return
+    table.write(path, format=format, overwrite=True, **kwargs)
+
+
+_BEGIN = '--BEGIN-ASTROPY-SERIALIZED-COLUMNS--'
+_END = '--END-ASTROPY-SERIALIZED-COLUMNS--'
+
+
+def fits_table_hdu(table):
+    """
+    A `~astropy.io.fits.BinTableHDU` of ``table`` whose whole ``meta``
+    reads back with `~astropy.table.Table.read`.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+
+    Returns
+    -------
+    hdu : `~astropy.io.fits.BinTableHDU`
+
+    Examples
+    --------
+    >>> from astropy.table import QTable
+    >>> table = QTable({'flag': [0, 1]}, meta={'flags': {1: 'edge'}})
+    >>> hdu = fits_table_hdu(table)
+    >>> QTable.read(hdu).meta['flags']
+    {1: 'edge'}
+    """
+    import yaml
+    from astropy.io import fits
+    from astropy.io.misc.yaml import AstropyDumper
+    from astropy.table import meta as table_meta
+
+    bare = table.copy(copy_data=False)
+    bare.meta = {}
+    if 'comments' in table.meta:
+        bare.meta['comments'] = list(table.meta['comments'])
+    # Table.write encodes the mixin columns (table_to_hdu refuses them).
+    buffer = io.BytesIO()
+    bare.write(buffer, format='fits')
+    buffer.seek(0)
+    with fits.open(buffer) as hdus:
+        hdu = fits.BinTableHDU(data=hdus[1].data.copy(),
+                               header=hdus[1].header.copy())
+    comments = ([str(card) for card in hdu.header['COMMENT']]
+                if 'COMMENT' in hdu.header else [])
+    info = {'datatype': [], 'meta': {}}
+    if _BEGIN in comments and _END in comments:
+        i0, i1 = comments.index(_BEGIN), comments.index(_END)
+        lines = []
+        continuation = False
+        for line in comments[i0 + 1:i1]:
+            if continuation:
+                lines[-1] += line[:70]
+            else:
+                lines.append(line[:70])
+            continuation = len(line) == 71
+        info = table_meta.get_header_from_yaml(lines)
+        comments = comments[:i0] + comments[i1 + 1:]
+    meta = {key: value for key, value in table.meta.items()
+            if key != 'comments'}
+    info['meta'] = {**meta, **info.get('meta', {})}
+    block = [_BEGIN]
+    text = yaml.dump(info, Dumper=AstropyDumper, default_flow_style=None,
+                     sort_keys=False, width=130)
+    for line in text.splitlines():
+        # COMMENT cards hold 72 characters: 70 and a continuation mark.
+        chunks = [line[i:i + 70] for i in range(0, len(line), 70)] or ['']
+        block.extend(chunk + '\\' for chunk in chunks[:-1])
+        block.append(chunks[-1])
+    block.append(_END)
+    hdu.header.remove('COMMENT', ignore_missing=True, remove_all=True)
+    for comment in comments + block:
+        hdu.header.add_comment(comment)
+    return hdu
 
 
 def write_fits_file(hdus, path, *, header=None):

@@ -44,7 +44,7 @@ children as photutils does.
 
 import numpy as np
 
-from .centres import cut_window, fill_unusable, find_centres
+from .centres import crop_jobs, cut_window, fill_unusable, find_centres
 from .network import extractor_inputs
 
 __all__ = ['noise_sigma', 'deblend_image']
@@ -192,12 +192,18 @@ def deblend_image(detector, engine, image, segm, labels, n_pixels, *,
     # one without a usable pixel searched.
     search = [label for label in search
               if not _is_flat(data, segm_data, slices[label], label)]
-    with tqdm(total=len(search) + len(labels), desc='deblending',
-              unit='segment', disable=not progress_bar) as bar:
+    # Two bars, each counting what it says: the detector's crops (a large
+    # segment is cut into several tiles; each crop and its 180-degree twin
+    # are one step), then the segments through the extractor, once each.
+    n_crops = len(crop_jobs(slices, search, factor))
+    with tqdm(total=n_crops, desc='finding centres', unit='crop',
+              disable=not progress_bar or not n_crops) as bar:
         xs, ys, parents = find_centres(
             detector, data, sigma, segm_data, slices, search,
             threshold=threshold, factor=factor,
             progress=bar.update)
+    with tqdm(total=len(labels), desc='deblending', unit='segment',
+              disable=not progress_bar) as bar:
         by_parent = {label: [] for label in labels}
         for i, label in enumerate(parents.tolist()):
             by_parent[label].append(i)

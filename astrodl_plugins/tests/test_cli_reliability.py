@@ -159,8 +159,9 @@ class TestAtomicWriters:
 
     def test_format_checks(self, tmp_path):
         assert table_write_format(tmp_path / 'x.ecsv') == 'ascii.ecsv'
-        assert table_write_format(tmp_path / 'x.txt', 'ascii.csv') == \
-            'ascii.csv'
+        assert table_write_format(tmp_path / 'x.txt', 'fits') == 'fits'
+        with pytest.raises(ValueError, match=r"'ascii.csv'\) would lose"):
+            table_write_format(tmp_path / 'x.csv')
         with pytest.raises(ValueError, match="'x.txt'.*extension"):
             table_write_format('x.txt', name='--output')
         with pytest.raises(ValueError, match="--format 'nope'"):
