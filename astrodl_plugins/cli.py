@@ -226,7 +226,8 @@ def catalog_regions(table):
     -------
     regions : list
     n_skipped : int
-        Rows left out for non-finite values.
+        Rows left out for non-finite values (or ellipse axes that are not
+        positive).
     """
     import numpy as np
     from astropy import units as u
@@ -235,7 +236,13 @@ def catalog_regions(table):
     if {'r_eff', 'axis_ratio', 'position_angle'} <= set(table.colnames):
         from .structure import structure_regions
 
-        regions = structure_regions(table)
+        # An ellipse needs finite, positive axes (a region refuses others).
+        sizes = [np.asarray(u.Quantity(table[name]).value, float)
+                 for name in ('r_eff', 'axis_ratio')]
+        angle = np.asarray(u.Quantity(table['position_angle']).value, float)
+        drawable = ((sizes[0] > 0) & (sizes[1] > 0) & np.isfinite(angle)
+                    & np.isfinite(sizes[0]) & np.isfinite(sizes[1]))
+        regions = structure_regions(table[drawable])
         for region in regions:
             region.meta['text'] = str(region.meta.get('label', ''))
         return regions, len(table) - len(regions)
@@ -336,7 +343,7 @@ def _predict(args):
     print(f'{len(table)} sources measured ({int(flagged.sum())} flagged, '
           f'see the flag column); wrote {args.output}')
     if regions_path is not None:
-        skipped = (f' ({n_skipped} rows with NaN values skipped)'
+        skipped = (f' ({n_skipped} rows with NaN or zero sizes skipped)'
                    if n_skipped else '')
         print(f'{len(table) - n_skipped} regions{skipped}; wrote '
               f'{args.regions}')

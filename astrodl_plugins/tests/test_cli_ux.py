@@ -201,3 +201,23 @@ def test_deblend_progress_bars_do_not_overshoot(tmp_path, small_image,
     counts = re.findall(r'(\d+)/(\d+) \[', err)
     assert counts
     assert all(int(n) <= int(total) for n, total in counts)
+
+
+def test_catalog_regions_skip_undrawable_rows():
+    import numpy as np
+
+    from astrodl_plugins.cli import catalog_regions
+
+    table = QTable({'label': [1, 2, 3, 4],
+                    'x_centroid': [1.0, 2.0, 3.0, 4.0] * u.pix,
+                    'y_centroid': [1.0, 2.0, 3.0, 4.0] * u.pix,
+                    'r_eff': [2.0, np.nan, 2.0, 0.0] * u.pix,
+                    'axis_ratio': [0.5, 0.5, 0.0, 0.5],
+                    'position_angle': [10.0, 10.0, 10.0, 10.0] * u.deg})
+    regions, n_skipped = catalog_regions(table)
+    assert n_skipped == 3
+    assert [region.meta['text'] for region in regions] == ['1']
+    points, n_skipped = catalog_regions(table['label', 'x_centroid',
+                                               'y_centroid'])
+    assert n_skipped == 0
+    assert [region.meta['text'] for region in points] == ['1', '2', '3', '4']
