@@ -5,7 +5,10 @@ evaluation, the photutils baseline and the model-card figures.
 
 The recipes (`astrodl_plugins.classification.recipe`) and the benchmark
 use these on simulated sets ``(images, truth)`` whose images hold the
-bands ``g, r, i`` in that order.
+bands ``g, r, i`` in that order. ``python -m
+astrodl_plugins.classification.evaluate --figures`` remakes the shipped
+cards' ROC curve and confusion matrices from a fixed-seed simulation
+(`write_card_figures`).
 """
 
 import time
@@ -18,8 +21,9 @@ from .network import softmax
 __all__ = ['roc_auc', 'expected_calibration_error', 'reliability_curve',
            'confusion_matrix', 'softmax', 'mc_probabilities',
            'fit_temperature', 'mc_logits', 'calibrate_temperature',
-           'evaluate_classifier', 'baseline_star_galaxy', 'plot_auc',
-           'plot_reliability', 'EVALUATED_BAND_SETS']
+           'evaluate_classifier', 'baseline_star_galaxy', 'roc_curve',
+           'plot_auc', 'plot_reliability', 'plot_roc', 'plot_confusion',
+           'write_card_figures', 'EVALUATED_BAND_SETS']
 
 #: Band sets the held-out metrics are reported for.
 EVALUATED_BAND_SETS = (('g', 'r', 'i'), ('r',), ('g',), ('i',))
@@ -56,6 +60,22 @@ def roc_auc(y_true, score):
     ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2)
                  / (n_pos * n_neg))
+
+
+def roc_curve(y_true, score):
+    """
+    False- and true-positive rates at every threshold of ``score``.
+
+    Returns
+    -------
+    fpr, tpr : `~numpy.ndarray`
+        From (0, 0) to (1, 1).
+    """
+    y_true = np.asarray(y_true, bool)
+    order = np.argsort(-np.asarray(score, np.float64), kind='stable')
+    hits = np.concatenate([[0], np.cumsum(y_true[order])])
+    misses = np.arange(len(order) + 1) - hits
+    return (misses / max(misses[-1], 1), hits / max(hits[-1], 1))
 
 
 def reliability_curve(probabilities, y_true, n_bins=15):
@@ -309,6 +329,127 @@ def plot_reliability(probabilities, y, temperature, path, title):
           f'{title}: reliability (T = {temperature:.2f})')
 
 
+def plot_roc(probabilities, y, path):
+    """ROC curve (galaxies positive) of each band set's probabilities."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.5, 4), layout='tight')
+    ax = figure.add_subplot()
+    for label, p in probabilities.items():
+        fpr, tpr = roc_curve(y == 1, p[:, 1])
+        ax.plot(fpr, tpr, label=f'bands {label} (AUC '
+                f'{roc_auc(y == 1, p[:, 1]):.4f})')
+    ax.plot([0, 1], [0, 1], 'k:', lw=1)
+    ax.set_xscale('symlog', linthresh=0.01)
+    ax.set_xlim(0, 1)
+    _save(figure, path, 'false-positive rate (stars called galaxies)',
+          'true-positive rate (galaxies)', 'star-galaxy: ROC, held-out')
+
+
+def plot_confusion(matrix, classes, path, title):
+    """Row-normalized confusion matrix (rows true, columns predicted)."""
+    from matplotlib.figure import Figure
+
+    matrix = np.asarray(matrix, np.float64)
+    fraction = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    size = 2.2 + 0.75 * len(classes)
+    figure = Figure(figsize=(size + 0.8, size), layout='constrained')
+    ax = figure.add_subplot()
+    image = ax.imshow(fraction, cmap='Blues', vmin=0, vmax=1)
+    for (i, j), value in np.ndenumerate(fraction):
+        ax.text(j, i, f'{value:.3f}\n({int(matrix[i, j])})', ha='center',
+                va='center', fontsize=7,
+                color='white' if value > 0.6 else 'black')
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha='right')
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    ax.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=ax, fraction=0.05, label='fraction of row')
+    figure.savefig(path, dpi=80)
+
+
+def write_card_figures(name, directory=None, *, n_stamps=2000, seed=3,
+                       n_samples=20, estimator=None):
+    """
+    Simulate a held-out set and draw a classifier card's figures.
+
+    ``confusion.png`` (bands g, r, i) for both presets; ``roc.png`` (g, r,
+    i and r alone) for ``star-galaxy``. The default seed is the recipes'
+    test seed (training seed 1 + 2).
+
+    Parameters
+    ----------
+    name : {'star-galaxy', 'galaxy-morphology'}
+        The preset.
+    directory : path-like, optional
+        Default: the shipped preset's directory.
+    n_stamps, seed, n_samples : int, optional
+        Size and seed of the simulated set; MC-dropout samples.
+    estimator : optional
+        Default: the shipped preset ``name``.
+
+    Returns
+    -------
+    paths : list of `~pathlib.Path`
+    """
+    from pathlib import Path
+
+    from .. import get_estimator
+    from ..core.store import MODELS_DIR
+    from ..simulate import classes
+
+    # The recipes' simulators (`astrodl_plugins.classification.recipe`).
+    simulators = {'star-galaxy': classes.simulate_star_galaxy_stamps,
+                  'galaxy-morphology': classes.simulate_morphology_stamps}
+    if name not in simulators:
+        msg = f"name must be 'star-galaxy' or 'galaxy-morphology', not {name!r}"
+        raise ValueError(msg)
+    estimator = get_estimator(name) if estimator is None else estimator
+    directory = Path(MODELS_DIR / name if directory is None else directory)
+    images, truth = simulators[name](n_stamps, seed=seed)
+    binary = len(estimator.classes) == 2
+    band_sets = (('g', 'r', 'i'), ('r',)) if binary else (('g', 'r', 'i'),)
+    metrics = evaluate_classifier(estimator, images, truth,
+                                  band_sets=band_sets, n_samples=n_samples,
+                                  seed=seed)
+    y = np.asarray(truth['label'])
+    paths = [directory / 'confusion.png']
+    plot_confusion(metrics['gri']['confusion'], estimator.classes, paths[0],
+                   f'{name}, bands gri, held-out simulations '
+                   f'({n_stamps}, seed {seed})')
+    if binary:
+        paths.append(directory / 'roc.png')
+        plot_roc(metrics['_probabilities'], y, paths[1])
+    return paths
+
+
+def main(argv=None):
+    """``python -m astrodl_plugins.classification.evaluate --figures``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=write_card_figures.__doc__
+                                     .strip().split('\n')[0])
+    parser.add_argument('--figures', nargs='?', const='', default=None,
+                        metavar='DIR', help='write the figures (default: '
+                        "into each shipped preset's directory)")
+    parser.add_argument('--n', type=int, default=2000)
+    parser.add_argument('--seed', type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.figures is None:
+        parser.error('nothing to do: give --figures')
+    for name in ('star-galaxy', 'galaxy-morphology'):
+        directory = None
+        if args.figures:
+            from pathlib import Path
+
+            directory = Path(args.figures) / name
+            directory.mkdir(parents=True, exist_ok=True)
+        for path in write_card_figures(name, directory, n_stamps=args.n,
+                                       seed=args.seed):
+            print(path)
+
+
 def _save(figure, path, xlabel, ylabel, title):
     """Labels, title, grid and legend of the figure's axes; save as PNG."""
     ax = figure.axes[0]
@@ -318,3 +459,7 @@ def _save(figure, path, xlabel, ylabel, title):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     figure.savefig(path, dpi=110)
+
+
+if __name__ == '__main__':
+    main()

@@ -2,10 +2,35 @@
 """Model cards: the ``card`` of a saved estimator rendered as reST."""
 
 import json
+from pathlib import Path
 
 from .store import MODELS_DIR
 
-__all__ = ['render_model_card', 'shipped_cards']
+__all__ = ['CARD_FIGURES', 'render_model_card', 'card_figures',
+           'shipped_cards']
+
+#: Figures a card shows when the preset's directory holds them, found by
+#: file name (``config.json``'s ``figures`` entry adds to them and sets
+#: their captions), in the order of the card. The training history is
+#: shown once, under its own heading, not here.
+CARD_FIGURES = {
+    'pred_vs_true.png': 'Predicted against true value of each output on a '
+                        'held-out simulated set (fixed seed), coloured by '
+                        'S/N.',
+    'residual_vs_snr.png': 'Residuals (relative for n, r_eff and flux) '
+                           'against S/N: median and 16-84 % band per S/N '
+                           'bin.',
+    'coverage.png': 'Fraction of sources whose true value lies within '
+                    '+-_err, per S/N bin (target 0.68).',
+    'roc.png': 'ROC curve (galaxy vs star) on a held-out simulated set, '
+               'bands g, r, i and r alone.',
+    'confusion.png': 'Confusion matrix on a held-out simulated set (bands '
+                     'g, r, i): rows true class, columns predicted, each '
+                     'row normalized.',
+    'example.png': 'A held-out simulated blend field, zoomed on one blend: '
+                   'the data, photutils children, ours, and the data minus '
+                   'our models.',
+}
 
 
 def _rows(mapping):
@@ -31,7 +56,42 @@ def _table(rows, header=('quantity', 'value')):
     return out
 
 
-def render_model_card(config, image=None):
+def card_figures(config, directory=None):
+    """
+    ``{file: caption}`` of the figures a card shows.
+
+    The card's own ``figures`` entry first, then each file of
+    `CARD_FIGURES` that ``directory`` holds; never the training history
+    (``history.png``), which the card shows under its own heading.
+
+    Parameters
+    ----------
+    config : dict
+        Contents of a saved estimator's ``config.json``.
+    directory : path-like, optional
+        The preset's directory. Default: the shipped preset's, when
+        ``config`` is that preset's own (a fine-tuned copy does not show
+        the shipped figures); otherwise none.
+    """
+    if directory is None:
+        directory = MODELS_DIR / str(config.get('name'))
+        shipped = directory / 'config.json'
+        if not (shipped.is_file()
+                and json.loads(shipped.read_text()) == config):
+            directory = None
+    directory = None if directory is None else Path(directory)
+    listed = dict(config.get('card', {}).get('figures', {}))
+    figures = {file: CARD_FIGURES.get(file, caption)
+               for file, caption in listed.items()}
+    for file, caption in CARD_FIGURES.items():
+        if (directory is not None and file not in figures
+                and (directory / file).is_file()):
+            figures[file] = caption
+    figures.pop('history.png', None)
+    return figures
+
+
+def render_model_card(config, image=None, directory=None):
     """
     ReST text of a model card.
 
@@ -41,6 +101,9 @@ def render_model_card(config, image=None):
         Contents of a saved estimator's ``config.json``.
     image : str, optional
         Path (relative to the page) of the training-history plot.
+    directory : path-like, optional
+        The preset's directory, where figures are found by file name
+        (`card_figures`).
     """
     card = config.get('card', {})
     title = f"Model card: {config.get('name')} v{config.get('version')}"
@@ -68,7 +131,7 @@ def render_model_card(config, image=None):
         lines += _table(_rows(card['calibration'])) + ['']
     for table in card.get('tables', []):
         lines += _csv_table(table)
-    for file, caption in card.get('figures', {}).items():
+    for file, caption in card_figures(config, directory).items():
         lines += [f'.. figure:: {config.get("name")}-{file}',
                   '   :width: 480px', '', f'   {caption}', '']
     if 'tables' not in card:

@@ -20,6 +20,9 @@ all measure the same thing:
 
 Results are given per bin of ``separation`` (to the nearest other member,
 in the larger ``r_eff``).
+
+``python -m astrodl_plugins.deblending.evaluate --figures`` remakes the
+shipped card's example figure (`write_card_figures`).
 """
 
 import time
@@ -30,7 +33,7 @@ from astropy.table import QTable
 __all__ = ['SEPARATION_BINS', 'THRESHOLDS', 'detect', 'photutils_deblend',
            'match', 'score', 'flux_z', 'evaluate_fields', 'field_seeds',
            'tune_threshold', 'calibrate_flux_error', 'evaluate_deblender',
-           'plot_example']
+           'plot_example', 'write_card_figures']
 
 #: Bins of the nearest-member separation (in r_eff) of the reports.
 SEPARATION_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, np.inf))
@@ -387,10 +390,14 @@ def evaluate_deblender(estimator, *, seed, n_fields=4, n_samples=20):
     }
 
 
-def plot_example(estimator, path, *, seed):
+def plot_example(estimator, path, *, seed, zoom=True):
     """
-    Four panels of a 224-pixel blend field (four blends): the data,
-    photutils' children, the deblender's, and the data minus its models.
+    Four panels of a simulated blend field: the data, photutils' children,
+    the deblender's, and the data minus its models.
+
+    The field is 224 pixels; with ``zoom=True`` the panels show a crop
+    around its richest blend (at least 48 pixels), where the members can
+    be told apart; the red crosses are the true centres.
     """
     from astropy.visualization import simple_norm
     from matplotlib.figure import Figure
@@ -402,22 +409,90 @@ def plot_example(estimator, path, *, seed):
     theirs = photutils_deblend(image, convolved, segm)[-1]
     result = estimator.deblend(image, segm, 5, n_samples=0, seed=0)
     residual = image - result.model_image(image.shape)
-    norm = simple_norm(image, 'asinh', percent=99.5)
-    figure = Figure(figsize=(16, 4.4))
+    window = _zoom_window(truth, image.shape) if zoom else (
+        slice(0, image.shape[0]), slice(0, image.shape[1]))
+    norm = simple_norm(image[window], 'asinh', percent=99.5)
+    figure = Figure(figsize=(12, 3.6), layout='constrained')
     panels = [(image, 'data', norm),
               (theirs, 'photutils deblend_sources', None),
               (result.segmentation_image, 'deblender', None),
               (residual, 'data - models', norm)]
+    extent = (window[1].start - 0.5, window[1].stop - 0.5,
+              window[0].start - 0.5, window[0].stop - 0.5)
     for axes, (panel, title, panel_norm) in zip(figure.subplots(1, 4),
                                                 panels):
         if hasattr(panel, 'make_cmap'):
-            axes.imshow(panel.data, origin='lower', interpolation='nearest',
+            axes.imshow(panel.data[window], origin='lower', extent=extent,
+                        interpolation='nearest',
                         cmap=panel.make_cmap(seed=1))
         else:
-            axes.imshow(panel, origin='lower', cmap='gray', norm=panel_norm)
-        axes.plot(truth['x'], truth['y'], 'r+', ms=6)
+            axes.imshow(panel[window], origin='lower', cmap='gray',
+                        norm=panel_norm, extent=extent)
+        axes.plot(truth['x'], truth['y'], 'r+', ms=10, mew=1.5)
+        axes.set_xlim(extent[:2])
+        axes.set_ylim(extent[2:])
         axes.set_title(title)
         axes.set_xticks([])
         axes.set_yticks([])
-    figure.tight_layout()
     figure.savefig(path, dpi=80)
+
+
+def _zoom_window(truth, shape, min_size=48, margin=10):
+    """Slices around the blend with the most members (then the closest)."""
+    x, y = np.asarray(truth['x']), np.asarray(truth['y'])
+    blend = np.asarray(truth['blend'])
+    labels, counts = np.unique(blend, return_counts=True)
+    chosen = blend == labels[np.argmax(counts)]
+    centre = (0.5 * (y[chosen].min() + y[chosen].max()),
+              0.5 * (x[chosen].min() + x[chosen].max()))
+    half = max(min_size // 2, int(np.ceil(0.5 * max(
+        np.ptp(x[chosen]), np.ptp(y[chosen])))) + margin)
+    window = []
+    for c, n in zip(centre, shape):
+        start = int(np.clip(round(c) - half, 0, max(n - 2 * half, 0)))
+        window.append(slice(start, min(start + 2 * half, n)))
+    return tuple(window)
+
+
+def write_card_figures(directory=None, *, seed=3000, estimator=None):
+    """
+    Draw the card's ``example.png``: a zoom on a held-out blend field.
+
+    The default seed is the recipe's first test field (training seed 1).
+
+    Returns
+    -------
+    paths : list of `~pathlib.Path`
+    """
+    from pathlib import Path
+
+    from .. import get_estimator
+    from ..core.store import MODELS_DIR
+
+    estimator = get_estimator('deblender') if estimator is None else estimator
+    directory = Path(MODELS_DIR / 'deblender' if directory is None
+                     else directory)
+    path = directory / 'example.png'
+    plot_example(estimator, path, seed=seed)
+    return [path]
+
+
+def main(argv=None):
+    """``python -m astrodl_plugins.deblending.evaluate --figures [DIR]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=write_card_figures.__doc__
+                                     .strip().split('\n')[0])
+    parser.add_argument('--figures', nargs='?', const='', default=None,
+                        metavar='DIR', help='write the figure (default '
+                        'directory: the shipped preset)')
+    parser.add_argument('--seed', type=int, default=3000)
+    args = parser.parse_args(argv)
+    if args.figures is None:
+        parser.error('nothing to do: give --figures')
+    for path in write_card_figures(args.figures or None, seed=args.seed):
+        print(path)
+
+
+if __name__ == '__main__':
+    main()
