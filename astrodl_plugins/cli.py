@@ -356,14 +356,9 @@ def _predict(args):
 
 def _estimator_class(name):
     """The registered class of ``name`` (without loading its networks)."""
-    from .registry import _estimator_records
+    from .registry import get_estimator_class
 
-    records = _estimator_records()
-    if name not in records:
-        available = ', '.join(repr(known) for known in sorted(records))
-        msg = f'Unknown estimator {name!r}. Available estimators: {available}.'
-        raise ValueError(msg)
-    return records[name].cls
+    return get_estimator_class(name)
 
 
 def _check_deblend_outputs(args):
@@ -587,9 +582,9 @@ class _DeblendAction(argparse.Action):
 def _estimator_names():
     """Registered estimator names, for the help (no TensorFlow import)."""
     try:
-        from .registry import _estimator_records
+        from .registry import estimator_names
 
-        return sorted(_estimator_records())
+        return estimator_names()
     except Exception:  # noqa: BLE001 - a broken registry is reported later
         return None
 

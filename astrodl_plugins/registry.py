@@ -33,7 +33,8 @@ from .exceptions import PluginWarning
 
 __all__ = ['hookimpl', 'BUILTIN_PLUGINS', 'ENTRY_POINT_GROUP',
            'DISABLE_EXTERNAL_ENV', 'get_plugin_manager', 'list_estimators',
-           'get_estimator', 'get_preset_directory']
+           'get_estimator', 'get_estimator_class', 'estimator_names',
+           'get_preset_directory']
 
 #: Marker for hook implementations of the ``astrodl_plugins`` project.
 hookimpl = pluggy.HookimplMarker('astrodl_plugins')
@@ -412,6 +413,43 @@ def list_estimators():
     records = _estimator_records()
     rows = [records[name].row for name in sorted(records)]
     return Table(rows=rows, names=_COLUMNS, dtype=[str] * len(_COLUMNS))
+
+
+def estimator_names():
+    """
+    Names of the registered estimators, sorted (no network is loaded).
+
+    Returns
+    -------
+    names : list of str
+    """
+    return sorted(_estimator_records())
+
+
+def get_estimator_class(name):
+    """
+    The registered class of an estimator, without loading its networks.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the estimator (see `list_estimators`).
+
+    Returns
+    -------
+    cls : type
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not registered (the message lists the names that are).
+    """
+    records = _estimator_records()
+    if name not in records:
+        available = ', '.join(repr(known) for known in sorted(records))
+        msg = f'Unknown estimator {name!r}. Available estimators: {available}.'
+        raise ValueError(msg)
+    return records[name].cls
 
 
 def get_estimator(name, *, preset=None, **kwargs):
