@@ -54,9 +54,10 @@ class SourceStampEstimator(BaseEstimator):
         ``(n, T, k)`` network outputs -> `~astrodl_plugins.core.base.Draws`
         in model units (with ``tta``, ``n`` is ``8 n`` views to pool with
         `~astrodl_plugins.core.dihedral.pool_views`).
-    ``_to_output_units``, ``_output_units``, ``_error_scale``,
-    ``_range_quantities``, ``_extra_columns``, ``_extra_meta``
-        Optional; see `~astrodl_plugins.core.base.BaseEstimator`.
+    Optional hooks
+        ``_to_output_units``, ``_output_units``, ``_error_scale``,
+        ``_range_quantities``, ``_extra_columns`` and ``_extra_meta``; see
+        `~astrodl_plugins.core.base.BaseEstimator`.
 
     Class attributes of the family: ``stamp_size`` (side of the square
     stamp, pixels), ``bands`` (band names of a multi-band estimator; empty
