@@ -118,3 +118,19 @@ def test_fine_tuned_copy_does_not_show_shipped_figures():
     copy = {**config, 'card': {'summary': 'fine-tuned'}}
     assert card_figures(copy) == {}
     assert 'roc.png' in card_figures(config)
+
+
+def test_gallery_figures_exist_and_are_small():
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).parents[3] / 'docs'
+    if not (docs / 'gallery.rst').is_file():
+        pytest.skip('no docs/ next to the package (installed copy)')
+    figures = re.findall(r'\.\. figure:: (\S+)',
+                         (docs / 'gallery.rst').read_text())
+    assert len(figures) == 5
+    for figure in figures:
+        path = docs / figure
+        assert path.is_file(), figure
+        assert path.stat().st_size < 200_000, figure
