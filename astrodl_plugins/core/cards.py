@@ -61,7 +61,7 @@ def card_figures(config, directory=None):
     ``{file: caption}`` of the figures a card shows.
 
     The card's own ``figures`` entry first, then each file of
-    `CARD_FIGURES` that ``directory`` holds; never the training history
+    ``CARD_FIGURES`` that ``directory`` holds; never the training history
     (``history.png``), which the card shows under its own heading.
 
     Parameters

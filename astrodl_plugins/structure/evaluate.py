@@ -166,7 +166,8 @@ def plot_card_figures(estimator, stamps, truth, directory, *, n_samples=20,
     estimator : `~astrodl_plugins.structure.GalaxyStructure`
         Fitted or loaded.
     stamps, truth : array, `~astropy.table.Table`
-        Simulated stamps and their truth (`simulate_galaxy_stamps`).
+        Simulated stamps and their truth
+        (`~astrodl_plugins.simulate.simulate_galaxy_stamps`).
     directory : path-like
         Where the PNG files go.
     n_samples, seed : int, optional
