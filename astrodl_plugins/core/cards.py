@@ -10,9 +10,10 @@ __all__ = ['CARD_FIGURES', 'render_model_card', 'card_figures',
            'shipped_cards']
 
 #: Figures a card shows when the preset's directory holds them, found by
-#: file name (``config.json``'s ``figures`` entry adds to them and sets
-#: their captions), in the order of the card. The training history is
-#: shown once, under its own heading, not here.
+#: file name, with their captions (which replace those of
+#: ``config.json``'s ``figures`` entry; that entry adds figures of its own
+#: before these). The training history is shown once, under its own
+#: heading, not here.
 CARD_FIGURES = {
     'pred_vs_true.png': 'Predicted against true value of each output on a '
                         'held-out simulated set (fixed seed), coloured by '
