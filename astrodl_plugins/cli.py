@@ -23,6 +23,7 @@ __all__ = ['main']
 #: whatever TF_CPP_MIN_LOG_LEVEL says; hidden unless ``--verbose``.
 _TF_NOISE = ('oneDNN custom operations', 'absl::InitializeLog',
              'Unable to register cu', 'TF-TRT Warning',
+             'failed call to cuInit',
              'This TensorFlow binary is optimized', 'cuda drivers',
              'rebuild TensorFlow with the appropriate compiler flags')
 
@@ -68,6 +69,12 @@ def _load_tensorflow(verbose):
         return
     with _stderr_filtered(_TF_NOISE):
         import tensorflow as tf
+
+        # Listing the GPUs initializes CUDA once per process; without a
+        # GPU (or a driver) the full ``tensorflow`` wheel logs a cuInit
+        # error here. The device list is cached, so later calls are quiet.
+        with contextlib.suppress(Exception):
+            tf.config.list_physical_devices('GPU')
     # Retracing warnings go through TensorFlow's Python logger.
     tf.get_logger().setLevel(logging.ERROR)
     with contextlib.suppress(ImportError):
