@@ -120,9 +120,6 @@ nitpick_ignore = [
     # classification/recipe.py names the module whose functions the API
     # reference documents under astrodl_plugins.simulate.
     ('py:obj', 'astrodl_plugins.simulate.classes'),
-    # docs/deblending.rst: the function lives in astrodl_plugins.core.detection
-    # (not re-exported by astrodl_plugins.core).
-    ('py:obj', 'astrodl_plugins.core.subtract_background_and_detect'),
 ]
 nitpick_ignore_regex = []
 if _offline_inventories:
