@@ -58,6 +58,8 @@ def accuracy_against_truth(table, truth, max_separation=0.5 * u.arcsec):
     matched : `~astropy.table.QTable`
         Measured rows with the matching truth values (``true_*``).
     """
+    from astrodl_plugins.core.table import output_column
+
     galaxies = truth[truth['kind'] == 'galaxy']
     index, separation, _ = table['sky_centroid'].match_to_catalog_sky(
         galaxies['sky_centroid'])
@@ -70,9 +72,12 @@ def accuracy_against_truth(table, truth, max_separation=0.5 * u.arcsec):
     summary = {'n_measured': len(table), 'n_matched': int(good.sum()),
                'n_galaxies_in_truth': len(galaxies)}
     for name, value in pairs.items():
-        value = u.Quantity(value)
-        matched[f'true_{name}'] = value
-        delta = (matched[name] - value).value
+        # The measured column's convention: a Quantity, or a plain column
+        # where the output is dimensionless.
+        unit = getattr(matched[name], 'unit', None)
+        value = _in_unit(value, unit)
+        matched[f'true_{name}'] = output_column(value, unit)
+        delta = _in_unit(matched[name], unit) - value
         if name == 'position_angle':
             delta = (delta + 90.0) % 180.0 - 90.0
         select = np.ones(len(delta), bool)
@@ -80,15 +85,22 @@ def accuracy_against_truth(table, truth, max_separation=0.5 * u.arcsec):
             select = np.asarray(matched['true_axis_ratio']) < 0.7
         error = np.abs(delta)
         if name in ('sersic_n', 'r_eff', 'flux'):
-            error = error / np.abs(value.value)
+            error = error / np.abs(value)
         summary[name] = {
             'median_error': float(np.median(error[select])),
             'relative': name in ('sersic_n', 'r_eff', 'flux'),
             'coverage_68': float(np.mean(
                 np.abs(delta[select])
-                <= matched[f'{name}_err'].value[select])),
+                <= _in_unit(matched[f'{name}_err'], unit)[select])),
         }
     return summary, matched
+
+
+def _in_unit(values, unit):
+    """Float values of a column in ``unit`` (None: a plain column)."""
+    if unit is None:
+        return np.asarray(getattr(values, 'value', values), np.float64)
+    return u.Quantity(values).to_value(unit)
 
 
 def _classification_against_truth(classes, truth,
@@ -220,24 +232,25 @@ def _plot(ccd, table, samples, matched, path):
     axes.set_title('galaxy-structure ellipses (r_eff, axis ratio, PA)')
     axes.set_xlabel('RA')
     axes.set_ylabel('Dec')
-    row = int(np.nanargmax(table['flux'].value))
+    row = int(np.nanargmax(_in_unit(table['flux'], None)))
     label = table['label'][row]
     truth = matched[matched['label'] == label]
     names = ['sersic_n', 'r_eff', 'axis_ratio', 'position_angle', 'flux']
     spots = [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]
     for name, spot in zip(names, spots):
         ax = figure.add_subplot(grid[spot])
-        values = samples[name][row]
-        ax.hist(values.value, bins=15, color='tab:blue', alpha=0.8)
-        mean, err = table[name][row].value, table[f'{name}_err'][row].value
+        unit = getattr(table[name], 'unit', None)
+        values = _in_unit(samples[name][row], unit)
+        ax.hist(values, bins=15, color='tab:blue', alpha=0.8)
+        mean = float(_in_unit(table[name][row], unit))
+        err = float(_in_unit(table[f'{name}_err'][row], unit))
         ax.axvspan(mean - err, mean + err, color='0.85', zorder=0,
                    label='mean +/- _err')
         ax.axvline(mean, color='k', lw=1.5, label='MC mean')
         if len(truth):
-            ax.axvline(truth[f'true_{name}'][0].value, color='tab:red',
-                       ls='--', lw=1.5, label='truth')
-        ax.set_xlabel(f'{name} [{values.unit}]' if str(values.unit)
-                      else name)
+            ax.axvline(float(_in_unit(truth[f'true_{name}'][0], unit)),
+                       color='tab:red', ls='--', lw=1.5, label='truth')
+        ax.set_xlabel(f'{name} [{unit}]' if unit is not None else name)
         ax.set_yticks([])
     text = figure.add_subplot(grid[1:, 3])
     text.axis('off')

@@ -12,7 +12,6 @@ entropy columns, and the training hooks of
 """
 
 import numpy as np
-from astropy import units as u
 
 from ..core.base import Draws
 from ..core.dihedral import pool_views
@@ -111,7 +110,7 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         out = {key: value for name in self.output_names
                for key, value in columns.items()
                if key == name or key.startswith(f'{name}_')}
-        probabilities = np.stack([draws[name].value
+        probabilities = np.stack([np.asarray(draws[name])
                                   for name in self.output_names], axis=-1)
         mean = probabilities.mean(axis=1)
         with np.errstate(invalid='ignore', divide='ignore'):
@@ -123,11 +122,10 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         good = np.isfinite(mean).all(-1)
         best = np.argmax(np.where(np.isfinite(mean), mean, -1), axis=-1)
         out['class'] = np.where(good, np.asarray(self.classes)[best], '')
-        out['entropy'] = (np.where(good, entropy, np.nan)
-                          * u.dimensionless_unscaled)
+        # Plain columns, like the probabilities (nats: meta entropy_unit).
+        out['entropy'] = np.where(good, entropy, np.nan)
         mutual = np.clip(entropy - each.mean(-1), 0.0, None)
-        out['mutual_information'] = (np.where(good, mutual, np.nan)
-                                     * u.dimensionless_unscaled)
+        out['mutual_information'] = np.where(good, mutual, np.nan)
         return out
 
     def _extra_meta(self, context):

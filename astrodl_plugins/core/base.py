@@ -23,7 +23,7 @@ import numpy as np
 from ..exceptions import NotFittedError
 from . import store
 from .flags import SourceFlags, flag_descriptions
-from .table import summarize_draws
+from .table import output_column, summarize_draws
 
 #: Seeds are integers in ``[0, MAX_SEED)``: every one gives its own dropout
 #: masks (larger ones would alias).
@@ -524,12 +524,12 @@ class BaseEstimator:
         if context.uncertainty_parts:
             for name in draws.values:
                 for part in ('epistemic', 'aleatoric'):
-                    columns[f'{name}_err_{part}'] = (
-                        parts[f'{name}_{part}'] * units[name])
+                    columns[f'{name}_err_{part}'] = output_column(
+                        parts[f'{name}_{part}'], units[name])
         flags = context.flags.copy()
         flags[~usable] |= SourceFlags.UNUSABLE
         flags[usable] |= range_flags
-        columns = {key: _expand(value.value, usable, value.unit)
+        columns = {key: _expand(value, usable, getattr(value, 'unit', None))
                    for key, value in columns.items()}
         values = {key: _expand(value, usable, units[key])
                   for key, value in draws.values.items()}
@@ -713,10 +713,14 @@ def _same(value, default):
 
 
 def _expand(values, usable, unit):
-    """Rows of the usable sources -> all sources, NaN for the others."""
+    """
+    Rows of the usable sources -> all sources, NaN for the others: an
+    `output_column` (a plain array where ``unit`` is dimensionless).
+    """
+    values = np.asarray(getattr(values, 'value', values))
     out = np.full((len(usable),) + values.shape[1:], np.nan)
     out[usable] = values
-    return out * unit
+    return output_column(out, unit)
 
 
 def _class_from_path(path, source=None):

@@ -226,17 +226,20 @@ class ImageToImageEstimator(BaseEstimator):
 
         Parameters are those of `process`; ``return_samples`` also
         returns the MC draws of each output (dict of ``(N, T)``
-        Quantities), and ``uncertainty_parts`` adds
-        ``<name>_err_epistemic`` and ``<name>_err_aleatoric`` columns.
+        Quantities, plain arrays where dimensionless), and
+        ``uncertainty_parts`` adds ``<name>_err_epistemic`` and
+        ``<name>_err_aleatoric`` columns.
 
         Returns
         -------
         table : `~astropy.table.QTable`
-            ``label`` (the output label), ``x_centroid``, ``y_centroid``,
-            ``sky_centroid`` (with a WCS), ``parent_label`` (the input
-            label, so the table joins ``SourceCatalog(...).to_table()`` of
-            the input segmentation on it), each output with ``_err`` (and
-            quantiles), the estimator's columns and ``flag``.
+            ``label`` (the output label), ``x_centroid``, ``y_centroid``
+            (plain float64 pixels, as photutils'), ``sky_centroid`` (with
+            a WCS), ``parent_label`` (the input label, so the table joins
+            ``SourceCatalog(...).to_table()`` of the input segmentation on
+            it), each output with ``_err`` (and quantiles; Quantities, or
+            plain columns where dimensionless), the estimator's columns
+            and ``flag``.
         """
         result = self.process(
             data, segmentation_image, positions=positions, labels=labels,

@@ -218,7 +218,8 @@ class SeriesEstimator(BaseEstimator):
         Returns
         -------
         table : `~astropy.table.QTable`
-            ``index``, each output with ``_err`` (and quantiles), the
+            ``index``, each output with ``_err`` (and quantiles;
+            Quantities, or plain columns where dimensionless), the
             estimator's columns and ``flag``.
         """
         from .device import resolve_device

@@ -5,7 +5,28 @@ import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
-__all__ = ['summarize_draws', 'quantile_name', 'source_columns']
+__all__ = ['summarize_draws', 'quantile_name', 'source_columns',
+           'output_column']
+
+
+def output_column(values, unit):
+    """
+    Values as an output column, with photutils' and astropy's convention:
+    a `~astropy.units.Quantity` where ``unit`` is a real unit, a plain
+    float array where it is None or dimensionless (a probability, an
+    entropy, a Sersic index, an axis ratio).
+
+    Examples
+    --------
+    >>> from astropy import units as u
+    >>> output_column([0.5, 2.0], u.arcsec)
+    <Quantity [0.5, 2. ] arcsec>
+    >>> output_column([0.5, 2.0], u.dimensionless_unscaled)
+    array([0.5, 2. ])
+    """
+    if unit is None or u.Unit(unit) == u.dimensionless_unscaled:
+        return np.asarray(getattr(values, 'value', values), np.float64)
+    return u.Quantity(values, unit)
 
 
 def quantile_name(name, quantile):
@@ -57,7 +78,8 @@ def summarize_draws(draws, aleatoric_variance, *, units, periods=None,
     Returns
     -------
     columns : dict
-        Name -> Quantity, in the order of ``draws``.
+        Name -> column (`output_column`: a Quantity, or a plain array where
+        the unit is dimensionless), in the order of ``draws``.
     parts : dict
         ``<name>_epistemic`` and ``<name>_aleatoric`` standard deviations.
     """
@@ -81,8 +103,8 @@ def _summarize(draws, aleatoric_variance, units, periods, error_scale,
         scale = np.asarray(error_scale.get(name, 1.0), np.float64)
         total = np.hypot(epistemic, aleatoric) * scale
         unit = units[name]
-        columns[name] = u.Quantity(mean, unit)
-        columns[f'{name}_err'] = u.Quantity(total, unit)
+        columns[name] = output_column(mean, unit)
+        columns[f'{name}_err'] = output_column(total, unit)
         parts[f'{name}_epistemic'] = epistemic
         parts[f'{name}_aleatoric'] = aleatoric
         for quantile in quantiles or ():
@@ -95,7 +117,8 @@ def _summarize(draws, aleatoric_variance, units, periods, error_scale,
             value = np.quantile(sample, quantile, axis=-1)
             if period:
                 value = value % period
-            columns[quantile_name(name, quantile)] = u.Quantity(value, unit)
+            columns[quantile_name(name, quantile)] = output_column(
+                value, unit)
     return columns, parts
 
 
@@ -113,11 +136,15 @@ def build_table(leading, columns, flag, meta):
 def source_columns(sources, wcs=None):
     """
     The leading columns of a table: ``label``, ``x_centroid``,
-    ``y_centroid`` (pixels) and, with a celestial WCS, ``sky_centroid``.
+    ``y_centroid`` and, with a celestial WCS, ``sky_centroid``.
+
+    The centroids are plain float64 pixel columns, as in photutils'
+    ``SourceCatalog.to_table()``, so that a table joined with a photutils
+    catalog on ``label`` compares and stacks them.
     """
     columns = {'label': sources.label,
-               'x_centroid': sources.x * u.pix,
-               'y_centroid': sources.y * u.pix}
+               'x_centroid': np.asarray(sources.x, np.float64),
+               'y_centroid': np.asarray(sources.y, np.float64)}
     if wcs is not None and getattr(wcs, 'has_celestial', False):
         columns['sky_centroid'] = wcs.pixel_to_world(sources.x, sources.y)
     return columns

@@ -31,10 +31,17 @@ class TestDemo:
                      '6', '--overwrite']) == 0
 
     def test_demo_accuracy(self, tmp_path):
+        import matplotlib
+        from matplotlib import pyplot as plt
+
         from astrodl_plugins.demo import run_demo
 
+        backend = matplotlib.get_backend()
         lines = []
         _, summary = run_demo(tmp_path, n_samples=10, show=lines.append)
+        # demo.png is drawn on a Figure: the caller's matplotlib untouched.
+        assert matplotlib.get_backend() == backend
+        assert plt.get_fignums() == []
         assert summary['n_matched'] >= 25
         assert summary['r_eff']['median_error'] < 0.1
         assert summary['axis_ratio']['median_error'] < 0.06

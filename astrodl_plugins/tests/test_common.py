@@ -24,6 +24,17 @@ def _shipped_names():
         'astrodl_plugins')]
 
 
+def _photutils_table():
+    """photutils' own catalog table of one tiny square source."""
+    from photutils.segmentation import SegmentationImage, SourceCatalog
+
+    data = np.zeros((5, 5))
+    data[1:4, 1:4] = 1.0
+    segment = SegmentationImage((data > 0).astype(np.int32))
+    return SourceCatalog(data, segment).to_table(
+        columns=['label', 'x_centroid', 'y_centroid'])
+
+
 def _image(seed=0):
     from astrodl_plugins.simulate import simulate_galaxy_stamps
 
@@ -113,12 +124,22 @@ class TestEstimatorContract:
         assert table.colnames[:4] == ['label', 'x_centroid', 'y_centroid',
                                       'sky_centroid']
         assert table.colnames[-1] == 'flag'
+        # The centroids as photutils' SourceCatalog.to_table() gives them
+        # (plain float64 pixels), so a join on label compares and stacks.
+        photutils = _photutils_table()
+        for name in ('x_centroid', 'y_centroid'):
+            assert type(table[name]) is type(photutils[name]), name
+            assert table[name].dtype == photutils[name].dtype, name
+            assert table[name].unit == photutils[name].unit, name
+        # Dimensionless columns are plain; Quantities carry a real unit.
+        for name in table.colnames:
+            if isinstance(table[name], u.Quantity):
+                assert table[name].unit != u.dimensionless_unscaled, name
         for name in estimator.output_names:
-            assert isinstance(table[name], u.Quantity), name
-            assert table[f'{name}_err'].unit == table[name].unit
-            assert f'{name}_q16' in table.colnames
-            assert f'{name}_q84' in table.colnames
-            assert np.all(table[f'{name}_err'].value >= 0)
+            for column in (f'{name}_err', f'{name}_q16', f'{name}_q84'):
+                assert type(table[column]) is type(table[name]), column
+                assert table[column].unit == table[name].unit, column
+            assert np.all(np.asarray(table[f'{name}_err']) >= 0)
         for key in ('estimator', 'estimator_version', 'model_sha256',
                     'n_samples', 'seed', 'device', 'backend',
                     'backend_version', 'keras_version', 'flags'):

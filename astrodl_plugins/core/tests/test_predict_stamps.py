@@ -39,7 +39,7 @@ class TestPredictStamps:
         assert 'sky_centroid' not in table.colnames
         np.testing.assert_array_equal(table['label'], [1, 2, 3, 4])
         assert table['size'].unit == u.pix
-        assert table['flux'].unit == u.dimensionless_unscaled
+        assert table['flux'].unit is None
         assert table.meta['size_unit'] == 'pix'
         np.testing.assert_array_equal(table['flag'], 0)
 

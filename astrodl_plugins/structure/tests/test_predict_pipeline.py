@@ -76,8 +76,8 @@ class TestColumns:
         assert table['r_eff_q16'].unit == u.arcsec
         assert table['flux'].unit == u.electron / u.s
         assert table['position_angle'].unit == u.deg
-        assert table['sersic_n'].unit == u.dimensionless_unscaled
-        assert table['axis_ratio'].unit == u.dimensionless_unscaled
+        assert table['sersic_n'].unit is None
+        assert table['axis_ratio'].unit is None
         pa = table['position_angle'].value
         assert ((pa >= 0) & (pa < 180)).all()
         for name in ('position_angle_q16', 'position_angle_q84'):

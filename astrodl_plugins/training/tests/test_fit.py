@@ -142,3 +142,16 @@ class TestPlotHistory:
     def test_without_validation(self, tmp_path):
         plot_history({'loss': [1.0, 0.5]}, tmp_path / 'h.png')
         assert (tmp_path / 'h.png').exists()
+
+    def test_leaves_the_callers_matplotlib_alone(self, tmp_path):
+        # Library code draws on a Figure: no pyplot figure left open, and
+        # the caller's backend is not switched.
+        import matplotlib
+        from matplotlib import pyplot as plt
+
+        backend = matplotlib.get_backend()
+        open_figures = plt.get_fignums()
+        plot_history({'loss': [1.0, 0.5], 'val_loss': [1.2, 0.7]},
+                     tmp_path / 'h.png')
+        assert matplotlib.get_backend() == backend
+        assert plt.get_fignums() == open_figures == []
