@@ -183,9 +183,10 @@ class SeriesEstimator(BaseEstimator):
         onto the model's grid); per-row values go in ``context.aux``.
     ``_decode(raw, context, rng)`` **required**
         ``(n, T, k)`` network outputs -> `~astrodl_plugins.core.base.Draws`.
-    ``_to_output_units``, ``_output_units``, ``_error_scale``,
-    ``_range_quantities``, ``_extra_columns``, ``_extra_meta``
-        Optional; see `~astrodl_plugins.core.base.BaseEstimator`.
+    Optional hooks
+        ``_to_output_units``, ``_output_units``, ``_error_scale``,
+        ``_range_quantities``, ``_extra_columns`` and ``_extra_meta``; see
+        `~astrodl_plugins.core.base.BaseEstimator`.
 
     The table's first column is ``index``, the position of each input in
     ``data`` (0-based).

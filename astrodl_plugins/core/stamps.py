@@ -130,7 +130,7 @@ class SourceStampEstimator(BaseEstimator):
             Angle per pixel when the data have no celestial WCS.
         return_samples : bool, optional
             Also return the MC draws of each output (dict of ``(N, T)``
-            Quantities).
+            Quantities, plain arrays where the output is dimensionless).
         uncertainty_parts : bool, optional
             Add ``<name>_err_epistemic`` (MC-dropout spread) and
             ``<name>_err_aleatoric`` (predicted noise) columns, before the
