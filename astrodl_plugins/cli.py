@@ -333,6 +333,9 @@ def _predict(args):
     table = estimator.predict(data, segmentation_image=segm,
                               n_samples=args.n_samples, seed=args.seed,
                               progress_bar=True, **kwargs)
+    # The file names of the inputs (the Python API cannot know them).
+    table.meta['input_files'] = [os.path.basename(str(path))
+                                 for path in args.image]
     paths = [output] if regions_path is None else [output, regions_path]
     n_skipped = 0
     try:

@@ -77,6 +77,7 @@ class TestCommands:
                      '--output', str(output), '--n-samples', '5']) == 0
         table = QTable.read(output)
         assert table.meta['bands'] == ['g', 'r']
+        assert table.meta['input_files'] == ['field_g.fits', 'field_r.fits']
         assert set(table['class']) <= {'star', 'galaxy'}
         assert 'classes:' in capsys.readouterr().out
         # One image per band only for the classifiers.
