@@ -131,7 +131,8 @@ def _read_ccd(path, unit):
             warnings.filterwarnings('error', message='.*truncated')
             ccd = CCDData.read(path, unit=unit)
     except ValueError as exc:
-        msg = (f'image {str(path)!r}: {exc}. Pass --unit (e.g. --unit '
+        msg = (f"image {str(path)!r}: {str(exc).rstrip('.')}. Pass --unit "
+               '(e.g. --unit '
                'electron) when the header has no BUNIT')
         raise ValueError(msg) from None
     except (TypeError, OSError, IndexError, Warning) as exc:
@@ -489,6 +490,9 @@ def _familiarity(args):
 
 
 def _train(args):
+    from .simulate.common import require_galsim
+
+    require_galsim()  # before any work: training simulates its data
     _load_tensorflow(args.verbose)
     recipe = _recipe(args.estimator)
     kwargs = {'seed': args.seed, 'output': args.output,
@@ -516,6 +520,9 @@ def _train(args):
 
 def _make_sample_field(args):
     from .datasets import SAMPLE_FIELD_SEED, write_sample_field
+    from .simulate.common import require_galsim
+
+    require_galsim()
 
     seed = SAMPLE_FIELD_SEED if args.seed is None else args.seed
     directory = write_sample_field(args.output_dir, seed=seed,
@@ -792,6 +799,9 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as exc:
         print(f'astrodl {args.command}: error: {exc}', file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional dependency (GalSim: [train])
+        print(f'astrodl {args.command}: error: {exc}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -87,6 +87,19 @@ SCRIPT = textwrap.dedent('''
         print('simulate refused')
     else:
         raise AssertionError('simulating without GalSim did not fail')
+
+    import contextlib
+    import io
+
+    from astrodl_plugins.cli import main
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        status = main(['train', 'star-galaxy', '--output', sys.argv[2]
+                       + '-model'])
+    assert status == 1, status
+    assert 'astrodl-plugins[train]' in errors.getvalue(), errors.getvalue()
+    print('train refused')
     for name in ('galsim', 'dask', 'skimage'):
         assert sys.modules[name] is None, name
 ''')
@@ -99,7 +112,7 @@ def test_predict_deblend_and_demo_without_training_extras(tmp_path):
         capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('predicted galaxy-structure', 'deblended', 'demo',
-                 'simulate refused'):
+                 'simulate refused', 'train refused'):
         assert line in result.stdout
     assert sorted(p.name for p in (tmp_path / 'demo').iterdir()) == [
         'catalog.ecsv', 'demo.png', 'galaxies.reg']
