@@ -155,6 +155,7 @@ def run_demo(output_dir='.', *, overwrite=False, n_samples=50, seed=0,
     """
     import astrodl_plugins as adl
     from astrodl_plugins.core.detection import subtract_background_and_detect
+    from astrodl_plugins.core.output import atomic_outputs, write_table_file
     from astrodl_plugins.datasets import load_sample_field
 
     output_dir = Path(output_dir)
@@ -199,9 +200,12 @@ def run_demo(output_dir='.', *, overwrite=False, n_samples=50, seed=0,
     summary, matched = accuracy_against_truth(table, truth)
     _print_summary(summary, show)
 
-    table.write(paths[0], overwrite=overwrite)
-    _write_regions(table, paths[1], overwrite)
-    _plot(subtracted, table, samples, matched, paths[2])
+    # All three files or none, each written whole (temporaries renamed
+    # into place), as the astrodl command writes its outputs.
+    with atomic_outputs(paths, overwrite=overwrite) as temporaries:
+        write_table_file(table, temporaries[0], 'ascii.ecsv')
+        _write_regions(table, temporaries[1], True)
+        _plot(subtracted, table, samples, matched, temporaries[2])
     show('\nWrote ' + ', '.join(str(p) for p in paths))
     return table, summary
 

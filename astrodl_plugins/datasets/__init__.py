@@ -47,11 +47,15 @@ def load_sample_field():
 def write_sample_field(directory=_HERE, *, seed=SAMPLE_FIELD_SEED,
                        overwrite=False):
     """Simulate the sample field and write its two files to ``directory``."""
+    from ..core.output import atomic_outputs, write_table_file
     from ..simulate.field import simulate_field
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ccd, truth = simulate_field(seed=seed)
-    ccd.write(directory / 'sample_field.fits', overwrite=overwrite)
-    truth.write(directory / 'sample_field_truth.ecsv', overwrite=overwrite)
+    paths = [directory / 'sample_field.fits',
+             directory / 'sample_field_truth.ecsv']
+    with atomic_outputs(paths, overwrite=overwrite) as temporaries:
+        ccd.write(temporaries[0], overwrite=True)
+        write_table_file(truth, temporaries[1], 'ascii.ecsv')
     return directory

@@ -332,3 +332,17 @@ def test_bad_input_is_refused_before_any_work(tmp_path, small_image,
     assert 'Traceback' not in err
     after = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     assert after == before
+
+
+def test_demo_writes_all_or_nothing(tmp_path, monkeypatch):
+    # A failure while drawing the figure (the last of the three files)
+    # leaves no catalog, no region file and no temporary behind.
+    from astrodl_plugins import demo
+
+    def broken_plot(*args, **kwargs):
+        raise OSError('No space left on device')
+
+    monkeypatch.setattr(demo, '_plot', broken_plot)
+    with pytest.raises(OSError, match='No space left'):
+        demo.run_demo(tmp_path, n_samples=6, seed=0, show=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
