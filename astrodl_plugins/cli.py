@@ -629,7 +629,7 @@ def _add_detection_options(parser, n_samples, n_pixels):
     _add_common_options(parser)
 
 
-def _parser():
+def _parser(with_names=True):
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -664,7 +664,10 @@ def _parser():
     _add_common_options(listing, overwrite=False)
     listing.set_defaults(func=_list)
 
-    names = _estimator_names()
+    # The registered names load every estimator class (numpy, astropy):
+    # only for the help, so that a bad call is refused fast. Otherwise
+    # the name is checked after the files, still before TensorFlow.
+    names = _estimator_names() if with_names else None
     predict = command('predict', help='detect sources in a FITS image and '
                       'measure them')
     predict.add_argument(
@@ -786,8 +789,10 @@ def main(argv=None):
         cannot be written), found before any computation; 1 when writing
         the outputs failed, which leaves every output file as it was.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    wants_help = any(arg in ('-h', '--help') for arg in argv)
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(with_names=wants_help).parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 0
     _quiet_environment(args.verbose)

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pluggy
-from astropy.table import Table
 
 from . import hookspecs
 from .core import store
@@ -410,6 +409,8 @@ def list_estimators():
         On the first query, for every plugin that failed to load or
         registered something invalid or a name that is already taken.
     """
+    from astropy.table import Table
+
     records = _estimator_records()
     rows = [records[name].row for name in sorted(records)]
     return Table(rows=rows, names=_COLUMNS, dtype=[str] * len(_COLUMNS))

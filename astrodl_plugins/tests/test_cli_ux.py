@@ -102,9 +102,19 @@ class TestHelp:
                                  flags=re.MULTILINE)
             assert options
 
-    def test_unknown_estimator_lists_the_choices(self, capsys):
-        assert main(['predict', 'nope', 'x.fits', '--output', 'x.ecsv']) == 2
-        assert 'galaxy-structure' in capsys.readouterr().err
+    def test_unknown_estimator_lists_the_choices(self, capsys, tmp_path,
+                                                 small_image):
+        # Checked after the files (the registry loads every estimator
+        # class), still before any network.
+        assert main(['predict', 'nope', str(small_image), '--output',
+                     str(tmp_path / 'x.ecsv')]) == 2
+        err = capsys.readouterr().err
+        assert 'nope' in err and 'galaxy-structure' in err
+        assert not (tmp_path / 'x.ecsv').exists()
+
+    def test_help_lists_the_estimators(self, capsys):
+        assert main(['predict', '--help']) == 0
+        assert 'galaxy-structure' in capsys.readouterr().out
 
     def test_list_wraps_to_the_terminal(self, capsys, monkeypatch):
         monkeypatch.setenv('COLUMNS', '50')
