@@ -5,10 +5,9 @@ evaluation, the photutils baseline and the model-card figures.
 
 The recipes (`astrodl_plugins.classification.recipe`) and the benchmark
 use these on simulated sets ``(images, truth)`` whose images hold the
-bands ``g, r, i`` in that order. ``python -m
-astrodl_plugins.classification.evaluate --figures`` remakes the shipped
+bands ``g, r, i`` in that order. `write_card_figures` remakes the shipped
 cards' ROC curve and confusion matrices from a fixed-seed simulation
-(`write_card_figures`).
+(``python benchmarks/gallery.py --cards`` remakes every card's figures).
 """
 
 import time
@@ -424,32 +423,6 @@ def write_card_figures(name, directory=None, *, n_stamps=2000, seed=3,
     return paths
 
 
-def main(argv=None):
-    """``python -m astrodl_plugins.classification.evaluate --figures``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=write_card_figures.__doc__
-                                     .strip().split('\n')[0])
-    parser.add_argument('--figures', nargs='?', const='', default=None,
-                        metavar='DIR', help='write the figures (default: '
-                        "into each shipped preset's directory)")
-    parser.add_argument('--n', type=int, default=2000)
-    parser.add_argument('--seed', type=int, default=3)
-    args = parser.parse_args(argv)
-    if args.figures is None:
-        parser.error('nothing to do: give --figures')
-    for name in ('star-galaxy', 'galaxy-morphology'):
-        directory = None
-        if args.figures:
-            from pathlib import Path
-
-            directory = Path(args.figures) / name
-            directory.mkdir(parents=True, exist_ok=True)
-        for path in write_card_figures(name, directory, n_stamps=args.n,
-                                       seed=args.seed):
-            print(path)
-
-
 def _save(figure, path, xlabel, ylabel, title):
     """Labels, title, grid and legend of the figure's axes; save as PNG."""
     ax = figure.axes[0]
@@ -459,7 +432,3 @@ def _save(figure, path, xlabel, ylabel, title):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     figure.savefig(path, dpi=110)
-
-
-if __name__ == '__main__':
-    main()

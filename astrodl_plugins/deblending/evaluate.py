@@ -21,8 +21,8 @@ all measure the same thing:
 Results are given per bin of ``separation`` (to the nearest other member,
 in the larger ``r_eff``).
 
-``python -m astrodl_plugins.deblending.evaluate --figures`` remakes the
-shipped card's example figure (`write_card_figures`).
+`write_card_figures` remakes the shipped card's example figure
+(``python benchmarks/gallery.py --cards`` remakes every card's figures).
 """
 
 import time
@@ -475,24 +475,3 @@ def write_card_figures(directory=None, *, seed=3000, estimator=None):
     path = directory / 'example.png'
     plot_example(estimator, path, seed=seed)
     return [path]
-
-
-def main(argv=None):
-    """``python -m astrodl_plugins.deblending.evaluate --figures [DIR]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=write_card_figures.__doc__
-                                     .strip().split('\n')[0])
-    parser.add_argument('--figures', nargs='?', const='', default=None,
-                        metavar='DIR', help='write the figure (default '
-                        'directory: the shipped preset)')
-    parser.add_argument('--seed', type=int, default=3000)
-    args = parser.parse_args(argv)
-    if args.figures is None:
-        parser.error('nothing to do: give --figures')
-    for path in write_card_figures(args.figures or None, seed=args.seed):
-        print(path)
-
-
-if __name__ == '__main__':
-    main()

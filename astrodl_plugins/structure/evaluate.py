@@ -7,8 +7,9 @@ Calibration and held-out metrics of a galaxy-structure estimator.
 Both take simulated stamps and their truth table (``sersic_n``,
 ``r_eff``, ``axis_ratio``, ``position_angle``, ``flux``, ``psf_fwhm``,
 ``snr``). `plot_card_figures` draws the card's figures of a held-out set;
-``python -m astrodl_plugins.structure.evaluate --figures DIR`` remakes
-them for the shipped preset from a fixed-seed simulation.
+`write_card_figures` remakes them for the shipped preset from a
+fixed-seed simulation (``python benchmarks/gallery.py --cards`` remakes
+every card's figures).
 """
 
 import time
@@ -326,25 +327,6 @@ def write_card_figures(directory=None, *, n_stamps=2000, seed=3,
                              n_samples=n_samples, seed=seed)
 
 
-def main(argv=None):
-    """``python -m astrodl_plugins.structure.evaluate --figures [DIR]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=write_card_figures.__doc__
-                                     .strip().split('\n')[0])
-    parser.add_argument('--figures', nargs='?', const='', default=None,
-                        metavar='DIR', help='write the figures (default '
-                        'directory: the shipped preset)')
-    parser.add_argument('--n', type=int, default=2000)
-    parser.add_argument('--seed', type=int, default=3)
-    args = parser.parse_args(argv)
-    if args.figures is None:
-        parser.error('nothing to do: give --figures')
-    for path in write_card_figures(args.figures or None, n_stamps=args.n,
-                                   seed=args.seed):
-        print(path)
-
-
 def _median(values, select):
     values = np.asarray(values, np.float64)[select]
     return float(np.nanmedian(values)) if values.size else float('nan')
@@ -353,7 +335,3 @@ def _median(values, select):
 def _mean(values, select):
     values = np.asarray(values, np.float64)[select]
     return float(np.mean(values)) if values.size else float('nan')
-
-
-if __name__ == '__main__':
-    main()
