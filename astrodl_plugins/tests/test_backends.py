@@ -20,39 +20,11 @@ import numpy as np
 import pytest
 
 import astrodl_plugins
+from astrodl_plugins.tests.fields import small_field, where
 
 PRESETS = ('star-galaxy', 'galaxy-morphology', 'galaxy-structure',
            'deblender')
 OTHER_BACKEND = {'tensorflow': 'jax', 'jax': 'tensorflow'}
-
-
-def _image():
-    """A small field: a star and a blended pair of galaxies, with a WCS."""
-    from astropy import units as u
-    from astropy.modeling.functional_models import Moffat2D
-    from astropy.nddata import CCDData, StdDevUncertainty
-    from astropy.wcs import WCS
-    from photutils.segmentation import SegmentationImage
-
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[:96, :160]
-    data = np.zeros((96, 160))
-    for x0, y0, gamma in ((39.5, 47.5, 2.0), (119.5, 47.5, 4.0),
-                          (126.5, 50.5, 3.0)):
-        data += Moffat2D(200.0, x0, y0, gamma, 3.0)(x, y)
-    data += rng.normal(0.0, 2.0, data.shape)
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = [30.0, -10.0]
-    wcs.wcs.crpix = [80, 48]
-    wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
-    ccd = CCDData(data.astype(np.float32), unit=u.electron, wcs=wcs,
-                  uncertainty=StdDevUncertainty(np.full(data.shape, 2.0)),
-                  meta={'PSF_FWHM': 3.0})
-    segm_data = np.zeros(data.shape, np.int32)
-    segm_data[35:60, 27:52] = 1
-    segm_data[35:64, 107:140] = 2
-    return ccd, SegmentationImage(segm_data)
 
 
 def predict_presets():
@@ -62,15 +34,12 @@ def predict_presets():
     """
     import keras
 
-    ccd, segm = _image()
+    ccd, segm = small_field()
     tables = {'backend': keras.backend.backend()}
     for name in PRESETS:
         estimator = astrodl_plugins.get_estimator(name)
-        if estimator.task == 'deblending':
-            where = {'segmentation_image': segm}
-        else:
-            where = {'positions': np.array([[39.5, 47.5], [119.5, 47.5]])}
-        result = estimator.predict(ccd, n_samples=0, seed=0, **where)
+        result = estimator.predict(ccd, n_samples=0, seed=0,
+                                   **where(estimator, segm))
         table = result[0] if isinstance(result, tuple) else result
         tables[name] = {
             column: np.asarray(table[column]).tolist()

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.io import fits
-from astropy.nddata import CCDData
 from astropy.table import QTable, Table
 from astropy.utils.exceptions import AstropyUserWarning
 
@@ -27,20 +26,8 @@ from astrodl_plugins.core.output import (
     write_fits_atomic,
     write_table_atomic,
 )
-from astrodl_plugins.datasets import load_sample_field
 
 OLD_BYTES = b'# the previous catalog, which must survive\n' * 50
-
-
-@pytest.fixture(scope='module')
-def small_image(tmp_path_factory):
-    """A 128x128 corner of the sample field, as a FITS file."""
-    ccd, _ = load_sample_field()
-    small = CCDData(ccd.data[:128, :128], unit=ccd.unit, meta=ccd.meta,
-                    wcs=ccd.wcs[:128, :128] if ccd.wcs is not None else None)
-    path = tmp_path_factory.mktemp('image') / 'small.fits'
-    small.write(path)
-    return path
 
 
 def _disk_full(*args, **kwargs):

@@ -19,47 +19,20 @@ SCRIPT = textwrap.dedent('''
         sys.modules[name] = None
     sys.path.insert(0, sys.argv[1])
 
-    import numpy as np
-    from astropy import units as u
-    from astropy.modeling.functional_models import Moffat2D
-    from astropy.nddata import CCDData, StdDevUncertainty
-    from astropy.wcs import WCS
-    from photutils.segmentation import SegmentationImage
-
     import astrodl_plugins as adl
     from astrodl_plugins.deblending import deblend_sources_dl
     from astrodl_plugins.demo import run_demo, select_galaxies
+    from astrodl_plugins.tests.fields import small_field, where
 
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[:96, :160]
-    data = np.zeros((96, 160))
-    for x0, y0, gamma in ((39.5, 47.5, 2.0), (119.5, 47.5, 4.0),
-                          (126.5, 50.5, 3.0)):
-        data += Moffat2D(200.0, x0, y0, gamma, 3.0)(x, y)
-    data += rng.normal(0.0, 2.0, data.shape)
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
-    wcs.wcs.crval = [30.0, -10.0]
-    wcs.wcs.crpix = [80, 48]
-    wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
-    ccd = CCDData(data.astype(np.float32), unit=u.electron, wcs=wcs,
-                  uncertainty=StdDevUncertainty(np.full(data.shape, 2.0)),
-                  meta={'PSF_FWHM': 3.0})
-    segm_data = np.zeros(data.shape, np.int32)
-    segm_data[35:60, 27:52] = 1
-    segm_data[35:64, 107:140] = 2
-    segm = SegmentationImage(segm_data)
+    ccd, segm = small_field()
 
     names = [row['name'] for row in adl.list_estimators()
              if row['plugin'].startswith('astrodl_plugins')]
     assert len(names) >= 4, names
     for name in names:
         estimator = adl.get_estimator(name)
-        if estimator.task == 'deblending':
-            where = {'segmentation_image': segm}
-        else:
-            where = {'positions': np.array([[39.5, 47.5], [119.5, 47.5]])}
-        result = estimator.predict(ccd, n_samples=2, seed=0, **where)
+        result = estimator.predict(ccd, n_samples=2, seed=0,
+                                   **where(estimator, segm))
         table = result[0] if isinstance(result, tuple) else result
         assert len(table) >= 1, name
         print('predicted', name, len(table))

@@ -14,23 +14,18 @@ from astropy.table import QTable
 import astrodl_plugins as adl
 from astrodl_plugins.core import mc
 from astrodl_plugins.core.flags import SourceFlags
-from astrodl_plugins.core.tests.tiny import CENTERS, STAMP_KWARGS, make_ccd
+from astrodl_plugins.core.tests.tiny import (
+    CENTERS,
+    STAMP_KWARGS,
+    assert_same_tables,
+    make_ccd,
+)
 
 N_THREADS = 4
 
 
 def _kwargs(**changes):
     return {**STAMP_KWARGS, **changes}
-
-
-def _same_tables(first, second):
-    assert first.colnames == second.colnames
-    for name in first.colnames:
-        a, b = np.asarray(first[name]), np.asarray(second[name])
-        if a.dtype.kind == 'f':
-            np.testing.assert_array_equal(a, b, err_msg=name)
-        else:
-            assert a.tolist() == b.tolist(), name
 
 
 def _concurrent(call, n=N_THREADS):
@@ -57,7 +52,7 @@ class TestThreads:
 
         serial = call()
         for table in _concurrent(call):
-            _same_tables(serial, table)
+            assert_same_tables(serial, table)
 
     def test_deterministic_call_next_to_sampling_calls(self, field):
         # n_samples=0 switches dropout off: it must neither leak into the
@@ -78,7 +73,7 @@ class TestThreads:
                        for i in range(2 * N_THREADS)]
             tables = [future.result() for future in futures]
         for i, table in enumerate(tables):
-            _same_tables(serial[0] if i % 2 else serial[1], table)
+            assert_same_tables(serial[0] if i % 2 else serial[1], table)
 
     def test_tiny_estimator_different_seeds(self, tiny_stamp, field):
         # Calls with different seeds interleave without swapping masks.
@@ -90,7 +85,7 @@ class TestThreads:
         with ThreadPoolExecutor(N_THREADS) as pool:
             tables = list(pool.map(call, range(N_THREADS)))
         for expected, table in zip(serial, tables):
-            _same_tables(expected, table)
+            assert_same_tables(expected, table)
 
 
 class TestSeeds:
@@ -154,7 +149,7 @@ class TestMemory:
                 field, positions=CENTERS, return_samples=True, **kwargs)
             again, _ = tiny_stamp.predict(
                 field, positions=CENTERS, return_samples=True, **kwargs)
-        _same_tables(chunked, again)
+        assert_same_tables(chunked, again)
         assert draws['flux'].shape == whole_draws['flux'].shape
         # Independent masks in every chunk: the draws are not repeated.
         assert len(np.unique(np.asarray(draws['flux'][0]))) > 30

@@ -8,36 +8,17 @@ import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 import pytest
 
 import astrodl_plugins as adl
 from astrodl_plugins.core.tests.tiny import (
     CENTERS,
     STAMP_KWARGS,
+    assert_same_tables,
     blob_stamps,
     make_ccd,
     make_segmentation,
 )
-
-#: Columns and meta entries that may differ between two calls.
-_VOLATILE_META = ('date_predicted',)
-
-
-def _same_tables(first, second):
-    assert first.colnames == second.colnames
-    for name in first.colnames:
-        a, b = np.asarray(first[name]), np.asarray(second[name])
-        if a.dtype.kind == 'f':
-            np.testing.assert_array_equal(a, b, err_msg=name)
-        else:
-            assert a.tolist() == b.tolist(), name
-        assert getattr(first[name], 'unit', None) == getattr(
-            second[name], 'unit', None), name
-    for meta in (first.meta, second.meta):
-        for key in _VOLATILE_META:
-            meta.pop(key, None)
-    assert first.meta == second.meta
 
 
 def _predict(estimator, name):
@@ -68,9 +49,9 @@ def test_shipped_estimator_round_trip(name):
     after = _predict(clone, name)
     assert after.meta['preset'] == name
     assert after.meta['model_sha256'] == estimator.model_sha256_
-    _same_tables(before, after)
+    assert_same_tables(before, after)
     # The original still works after being pickled.
-    _same_tables(_predict(estimator, name), after)
+    assert_same_tables(_predict(estimator, name), after)
 
 
 def test_unfitted_estimator():
@@ -87,7 +68,7 @@ def test_tiny_estimator_fitted_state(tiny_stamp):
     clone = pickle.loads(pickle.dumps(tiny_stamp))
     assert clone.get_config() == tiny_stamp.get_config()
     again = clone.predict(make_ccd(), positions=CENTERS, **STAMP_KWARGS)
-    _same_tables(table, again)
+    assert_same_tables(table, again)
 
 
 def _measure_in_worker(estimator):
@@ -101,4 +82,4 @@ def test_process_pool():
     context = multiprocessing.get_context('spawn')
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         table = pool.submit(_measure_in_worker, estimator).result(timeout=120)
-    _same_tables(expected, table)
+    assert_same_tables(expected, table)

@@ -1,0 +1,52 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+A small field every shipped estimator can measure, made with astropy and
+photutils only (no GalSim): for tests that run in a fresh interpreter.
+"""
+
+import numpy as np
+
+__all__ = ['POSITIONS', 'small_field', 'where']
+
+#: Pixel positions of the star and of the blended pair's brighter galaxy.
+POSITIONS = np.array([[39.5, 47.5], [119.5, 47.5]])
+
+
+def small_field():
+    """
+    A 96x160 `~astropy.nddata.CCDData` (electron, 0.2 arcsec/pix TAN WCS,
+    unit uncertainty of 2, ``meta['PSF_FWHM'] = 3``): a star and a blended
+    pair of galaxies, and its `~photutils.segmentation.SegmentationImage`.
+    """
+    from astropy import units as u
+    from astropy.modeling.functional_models import Moffat2D
+    from astropy.nddata import CCDData, StdDevUncertainty
+    from astropy.wcs import WCS
+    from photutils.segmentation import SegmentationImage
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:96, :160]
+    data = np.zeros((96, 160))
+    for x0, y0, gamma in ((39.5, 47.5, 2.0), (119.5, 47.5, 4.0),
+                          (126.5, 50.5, 3.0)):
+        data += Moffat2D(200.0, x0, y0, gamma, 3.0)(x, y)
+    data += rng.normal(0.0, 2.0, data.shape)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    wcs.wcs.crval = [30.0, -10.0]
+    wcs.wcs.crpix = [80, 48]
+    wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
+    ccd = CCDData(data.astype(np.float32), unit=u.electron, wcs=wcs,
+                  uncertainty=StdDevUncertainty(np.full(data.shape, 2.0)),
+                  meta={'PSF_FWHM': 3.0})
+    segm_data = np.zeros(data.shape, np.int32)
+    segm_data[35:60, 27:52] = 1
+    segm_data[35:64, 107:140] = 2
+    return ccd, SegmentationImage(segm_data)
+
+
+def where(estimator, segm):
+    """The sources to measure: segments for the deblender, else positions."""
+    if estimator.task == 'deblending':
+        return {'segmentation_image': segm}
+    return {'positions': POSITIONS}
