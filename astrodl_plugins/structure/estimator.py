@@ -175,7 +175,8 @@ class GalaxyStructure(TrainableMixin, SourceStampEstimator):
             with np.errstate(divide='ignore', invalid='ignore'):
                 ratio = np.log(np.mean(values['flux'], axis=-1)
                                / np.asarray(context.aux['norm'], np.float64))
-            z = (ratio - self.target_mean_[5]) / self.target_std_[5]
+            k = net.TARGET_NAMES.index('log_flux_ratio')
+            z = (ratio - self.target_mean_[k]) / self.target_std_[k]
             flags[~(np.abs(z) <= MAX_FLUX_Z)] |= SourceFlags.OUT_OF_RANGE
         jacobian = self._jacobian(context)
         if jacobian is not None:
