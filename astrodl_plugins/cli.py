@@ -176,7 +176,8 @@ def _check_bands(args, estimator, multiband):
             raise ValueError(msg)
         return {}
     if not multiband:
-        msg = f'--bands is for the classifiers, not {args.estimator}'
+        msg = (f'--bands is for the multi-band estimators, not '
+               f'{args.estimator}')
         raise ValueError(msg)
     if len(args.bands) != len(args.image):
         msg = (f'--bands has {len(args.bands)} names for '
@@ -299,7 +300,8 @@ def _predict(args):
     from . import get_estimator
 
     estimator_class = _estimator_class(args.estimator)
-    multiband = hasattr(estimator_class, 'classes')
+    multiband = bool(getattr(estimator_class, 'bands', ()))
+    companions = _check_with(args, estimator_class)
     if len(args.image) > 1 and not multiband:
         msg = (f'{args.estimator} measures one image; got '
                f'{len(args.image)}')
@@ -330,6 +332,11 @@ def _predict(args):
         segm = _deblend_segmentation(args, subtracted[reference], segm)
     if args.psf_fwhm is not None:
         kwargs['psf_fwhm'] = args.psf_fwhm
+    if args.pixel_scale is not None:
+        from astropy import units as u
+
+        kwargs['pixel_scale'] = args.pixel_scale * u.arcsec / u.pix
+    kwargs.update(companions)
     data = subtracted if multiband else subtracted[0]
     table = estimator.predict(data, segmentation_image=segm,
                               n_samples=args.n_samples, seed=args.seed,
@@ -358,11 +365,35 @@ def _predict(args):
                    if n_skipped else '')
         print(f'{len(table) - n_skipped} regions{skipped}; wrote '
               f'{args.regions}')
-    if multiband:
+    if 'class' in table.colnames:
         names, counts = np.unique(np.asarray(table['class'])[~flagged],
                                   return_counts=True)
         print('unflagged classes: ' + ', '.join(
             f'{n or "(unusable)"} {c}' for n, c in zip(names, counts)))
+
+
+#: ``--with`` companions: the estimator run alongside, and the keyword of
+#: the main estimator's ``predict`` that runs it.
+_COMPANIONS = {'lens-finder': 'finder'}
+
+
+def _check_with(args, estimator_class):
+    """
+    ``--with NAME``: the main estimator's ``predict`` keywords that run
+    NAME on the same sources (refused where it has none).
+    """
+    kwargs = {}
+    for name in args.with_estimators or ():
+        keyword = _COMPANIONS.get(name)
+        if keyword is None or keyword not in getattr(
+                estimator_class, 'predict_options', {}):
+            usable = [f'{main} --with {companion}' for main, companion in
+                      (('lens-parameters', 'lens-finder'),)]
+            msg = (f'--with {name} is not supported by {args.estimator}; '
+                   f"supported: {', '.join(usable)}")
+            raise ValueError(msg)
+        kwargs[keyword] = name
+    return kwargs
 
 
 def _estimator_class(name):
@@ -456,6 +487,9 @@ _TRAINERS = {
     'galaxy-morphology':
         'astrodl_plugins.classification.recipe:RECIPES:galaxy-morphology',
     'deblender': 'astrodl_plugins.deblending.recipe:RECIPE',
+    'lens-finder': 'astrodl_plugins.lenses.recipe:RECIPES:lens-finder',
+    'lens-parameters':
+        'astrodl_plugins.lenses.recipe:RECIPES:lens-parameters',
 }
 
 
@@ -699,6 +733,16 @@ def _parser(with_names=True):
     predict.add_argument('--psf-fwhm', type=_POSITIVE, default=None,
                          help="PSF FWHM in pixels (default: the header's "
                          'PSF_FWHM, else estimated from the image)')
+    predict.add_argument('--pixel-scale', type=_POSITIVE, default=None,
+                         help='arcsec per pixel when the header has no '
+                         'celestial WCS (outputs in arcsec need it)')
+    predict.add_argument('--with', dest='with_estimators', action='append',
+                         default=None, choices=sorted(_COMPANIONS),
+                         metavar='ESTIMATOR',
+                         help='also run ESTIMATOR on the same sources: '
+                         'lens-parameters --with lens-finder adds p_lens '
+                         'and flags NOT_LENS the rows unlikely to be '
+                         'lenses')
     _add_detection_options(predict, n_samples=50, n_pixels=10)
     predict.set_defaults(func=_predict)
 

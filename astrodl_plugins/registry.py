@@ -41,7 +41,8 @@ hookimpl = pluggy.HookimplMarker('astrodl_plugins')
 #: Modules of the built-in plugins, registered before any external plugin.
 BUILTIN_PLUGINS = ('astrodl_plugins.structure._plugin',
                    'astrodl_plugins.classification._plugin',
-                   'astrodl_plugins.deblending._plugin')
+                   'astrodl_plugins.deblending._plugin',
+                   'astrodl_plugins.lenses._plugin')
 
 #: Entry-point group under which distributions advertise their plugins.
 ENTRY_POINT_GROUP = 'astrodl_plugins'

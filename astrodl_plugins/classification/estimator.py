@@ -184,10 +184,7 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
                 x = random_dihedral(x, rng)[0]
             return [x, conditions], batch_targets
 
-        def build():
-            return net.build_classifier(
-                self.stamp_size, len(self.classes), widths=self.widths,
-                dense=self.dense, dropout=self.dropout)
+        build = self._build_network
 
         if new:
             self.temperature_ = 1.0
@@ -198,6 +195,12 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             prepare=prepare, epochs=15, batch_size=256, patience=3,
             learning_rate=1e-3)]
+
+    def _build_network(self):
+        """A new, untrained network (the VGG-like classifier)."""
+        return net.build_classifier(
+            self.stamp_size, len(self.classes), widths=self.widths,
+            dense=self.dense, dropout=self.dropout)
 
     def _freeze(self, network, freeze):
         """``'conv'``: every convolution; ``k``: the first ``k`` blocks."""

@@ -36,11 +36,13 @@ class SourceFlags(BitFlagNameMap):
                       'trained on (ood_score > 1)')
     PSF_UNCERTAIN = 64, ('the PSF FWHM was estimated from too few point '
                          'sources or without a clear stellar locus')
+    NOT_LENS = 128, ('the lens finder run alongside gives p_lens below '
+                     'min_p_lens: lens parameters are not meaningful')
 
 
 #: Every flag name, in bit order.
 FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE',
-              'UNFAMILIAR', 'PSF_UNCERTAIN')
+              'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS')
 
 
 def flag_descriptions(names=FLAG_NAMES):

@@ -3,4 +3,5 @@
 
 from .blends import *  # noqa: F401, F403
 from .classes import *  # noqa: F401, F403
+from .lenses import *  # noqa: F401, F403
 from .structure import *  # noqa: F401, F403
