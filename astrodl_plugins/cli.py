@@ -769,18 +769,20 @@ def _parser(with_names=True):
     train.add_argument('--output', required=True,
                        help='directory of the saved preset')
     train.add_argument('--n-train', type=_AT_LEAST_ONE, default=None,
-                       help='training stamps (default: 100000 for '
-                       'galaxy-structure, 40000 for the classifiers) or '
-                       'blends (deblender: 12000)')
+                       help="training stamps or blends (default: the "
+                       "recipe's: 100000 for galaxy-structure, 40000 for "
+                       "the classifiers and lens-parameters, 60000 for "
+                       "lens-finder, 12000 blends for the deblender)")
     train.add_argument('--seed', type=_SEED, default=1,
                        help='random seed of the simulations and training')
     train.add_argument('--epochs', type=_AT_LEAST_ONE, default=None,
                        help='maximum epochs (early stopping; default 24 '
-                       'for galaxy-structure, 15 for the classifiers)')
+                       'for galaxy-structure, 15 for the classifiers, 10 '
+                       'for lens-finder, 12 for lens-parameters)')
     train.add_argument('--refine-epochs', type=_COUNT, default=None,
                        help='stage-2 epochs at a lower learning rate '
-                       '(default 8 for galaxy-structure, 0 for the '
-                       'classifiers)')
+                       '(default 8 for galaxy-structure, 3 for '
+                       'lens-parameters, 0 for the classifiers)')
     train.add_argument('--cache-dir', default=None,
                        help='keep and reuse the simulated sets here')
     _add_common_options(train)

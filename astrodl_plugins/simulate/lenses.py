@@ -50,7 +50,7 @@ from .classes import BANDS, PSF_BAND_SCALE, _band_flux_ratio
 from .common import loguniform, run_jobs
 
 __all__ = ['LENS_CLASSES', 'NEGATIVE_KINDS', 'LENS_RANGES',
-           'simulate_lens_stamps']
+           'simulate_lens_stamps', 'simulate_lens_field']
 
 #: Classes of the lens simulator, in label order.
 LENS_CLASSES = ('lens', 'non_lens')
@@ -372,7 +372,7 @@ def _draw_chunk(args):
     from .common import require_galsim
 
     galsim = require_galsim()
-    params, bands, size, seed = args
+    params, bands, size, seed, noise = args
     rng = np.random.default_rng(seed)
     gsparams = galsim.GSParams(folding_threshold=2e-2, maxk_threshold=5e-3)
     modules = (LensModel(['SIE', 'SHEAR']), LightModel(['SERSIC_ELLIPSE']),
@@ -428,10 +428,11 @@ def _draw_chunk(args):
                     nebula = sky.nebulosity(nebula_rng, size, sigma)
                 image = image + nebula * rng.uniform(0.7, 1.3)
             gs_image = galsim.ImageD(np.ascontiguousarray(image), scale=1.0)
-            gs_image.addNoise(galsim.CCDNoise(
-                galsim.BaseDeviate(int(rng.integers(2**31))),
-                sky_level=params[f'sky_level_{band}'][i], gain=1.0,
-                read_noise=params[f'read_noise_{band}'][i]))
+            deviate = galsim.BaseDeviate(int(rng.integers(2**31)))
+            if noise:
+                gs_image.addNoise(galsim.CCDNoise(
+                    deviate, sky_level=params[f'sky_level_{band}'][i],
+                    gain=1.0, read_noise=params[f'read_noise_{band}'][i]))
             images[i, :, :, b] = gs_image.array
     return images, fluxes
 
@@ -439,7 +440,8 @@ def _draw_chunk(args):
 def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
                          lens_fraction=0.5, pixel_scale=None,
                          neighbour_fraction=0.25, nebulosity_fraction=0.05,
-                         negative_kinds=None, ranges=None, n_processes=None):
+                         negative_kinds=None, ranges=None, common_psf=False,
+                         noise=True, n_processes=None):
     """
     Simulate multi-band stamps of strong lenses and lens-like non-lenses.
 
@@ -466,6 +468,11 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
         Fractions of the negatives' kinds (default `NEGATIVE_KINDS`).
     ranges : dict, optional
         Overrides of `LENS_RANGES` (e.g. ``{'snr': (20, 200)}``).
+    common_psf : bool, optional
+        One PSF (the first stamp's) for every stamp, as in one exposure.
+    noise : bool, optional
+        Add the sky and read noise (`False`: noiseless stamps, whose S/N
+        is still computed for the noise in the truth table).
     n_processes : int, optional
         Worker processes; default the number of CPUs.
 
@@ -518,6 +525,9 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
     psf_arcsec = loguniform(rng, *r['psf_fwhm_arcsec'], n)
     params = sky.draw_psf_params(rng, n, (1.0, 1.0))
     params['psf_fwhm'] = psf_arcsec / scale
+    if common_psf:
+        for key in list(params):
+            params[key] = np.full_like(params[key], params[key][0])
     params['pixel_scale'] = scale
     label = (rng.random(n) >= lens_fraction).astype(np.int64)
     names = np.array(list(kinds))
@@ -557,7 +567,7 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
     child_seeds = np.random.SeedSequence(seed).spawn(len(starts))
     jobs = [({key: value[start:start + _CHUNK]
               for key, value in params.items()}, bands, stamp_size,
-             child_seeds[j]) for j, start in enumerate(starts)]
+             child_seeds[j], bool(noise)) for j, start in enumerate(starts)]
     results = run_jobs(_draw_chunk, jobs, n_processes)
     images = np.concatenate([result[0] for result in results])
     fluxes = np.concatenate([result[1] for result in results])
@@ -582,4 +592,101 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
                                          + params[f'read_noise_{band}'] ** 2)
     truth.meta['bands'] = list(bands)
     truth.meta['reference_band'] = 'r' if 'r' in bands else bands[0]
+    return images, truth
+
+
+def simulate_lens_field(n_sources=64, *, seed, lens_fraction=0.1,
+                        pixel_scale=0.2, psf_fwhm_arcsec=0.8, noise=(4.0,
+                                                                    5.0,
+                                                                    8.0),
+                        bands=BANDS, n_processes=None):
+    """
+    A simulated survey tile: lenses among lens-like galaxies, one PSF.
+
+    Sources of `simulate_lens_stamps` (72-pixel scenes, noiseless,
+    tapered at their edges) are placed on a jittered grid of 80-pixel
+    cells, then each band gets its
+    own Gaussian noise; every source shares one PSF (a Moffat, Kolmogorov,
+    double-Gaussian or Airy FWHM ``psf_fwhm_arcsec``).
+
+    Parameters
+    ----------
+    n_sources : int, optional
+        Number of sources (lenses and non-lenses); the tile is square,
+        ``ceil(sqrt(n_sources))`` cells a side.
+    seed : int
+        Random seed.
+    lens_fraction : float, optional
+        Fraction of lenses.
+    pixel_scale : float, optional
+        Arcsec per pixel.
+    psf_fwhm_arcsec : float, optional
+        PSF FWHM in the reference band.
+    noise : tuple of float, optional
+        Noise sigma of each band (electrons).
+    bands : tuple of str, optional
+        Bands to draw.
+    n_processes : int, optional
+        Worker processes.
+
+    Returns
+    -------
+    images : list of `~astropy.nddata.CCDData`
+        One per band (electrons), with a TAN WCS and ``BAND`` and
+        ``PSF_FWHM`` (pixels) in the meta.
+    truth : `~astropy.table.QTable`
+        The truth of `simulate_lens_stamps` with ``x`` and ``y``: the lens
+        (or galaxy) centre in the tile, pixels.
+    """
+    from astropy.nddata import CCDData
+    from astropy.wcs import WCS
+
+    bands = tuple(bands)
+    if len(noise) != len(bands):
+        msg = f'noise must give one sigma per band, got {noise!r}'
+        raise ValueError(msg)
+    stamps, truth = simulate_lens_stamps(
+        n_sources, seed=seed, bands=bands, lens_fraction=lens_fraction,
+        stamp_size=72,
+        pixel_scale=pixel_scale, common_psf=True, noise=False,
+        nebulosity_fraction=0.0, n_processes=n_processes,
+        ranges={'psf_fwhm_arcsec': (psf_fwhm_arcsec, psf_fwhm_arcsec)})
+    rng = np.random.default_rng([seed, 1])
+    reference = bands.index('r') if 'r' in bands else 0
+    cell, size = 80, stamps.shape[1]
+    # A soft edge: the largest galaxies do not end in a square.
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    taper = np.clip((size / 2 - np.hypot(xx, yy)) / 8.0, 0.0, 1.0)
+    side = int(np.ceil(np.sqrt(n_sources)))
+    shape = (side * cell, side * cell)
+    planes = np.zeros((len(bands), *shape))
+    x = np.empty(n_sources)
+    y = np.empty(n_sources)
+    for i in range(n_sources):
+        row, column = divmod(i, side)
+        jx, jy = rng.integers(0, cell - size + 1, 2)
+        x0, y0 = column * cell + jx, row * cell + jy
+        # Scaled to the tile's noise: the truth's S/N stays right.
+        factor = noise[reference] / truth[f'noise_{bands[reference]}'][i]
+        planes[:, y0:y0 + size, x0:x0 + size] += factor * taper * np.moveaxis(
+            stamps[i], -1, 0)
+        x[i] = x0 + (size - 1) / 2 + truth['x_lens'][i]
+        y[i] = y0 + (size - 1) / 2 + truth['y_lens'][i]
+    truth['x'] = x
+    truth['y'] = y
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ['RA---TAN', 'DEC--TAN']
+    wcs.wcs.crval = [150.1, 2.2]
+    wcs.wcs.crpix = [shape[1] / 2, shape[0] / 2]
+    wcs.wcs.cdelt = [-pixel_scale / 3600, pixel_scale / 3600]
+    fwhm = float(truth['psf_fwhm'][0])
+    images = []
+    for band, plane, sigma in zip(bands, planes, noise):
+        data = plane + rng.normal(0.0, sigma, shape)
+        images.append(CCDData(data.astype(np.float32), unit='electron',
+                              wcs=wcs.deepcopy(),
+                              meta={'BAND': band, 'PSF_FWHM': fwhm * (
+                                  PSF_BAND_SCALE[band])}))
+    for band, sigma in zip(bands, noise):
+        truth[f'noise_{band}'] = sigma
     return images, truth
