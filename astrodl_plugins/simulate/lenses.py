@@ -16,7 +16,9 @@ The negatives are the galaxies that fool lens finders, one class each:
 * ``group``: a galaxy pair or small group (2-4 members);
 * ``edge_on``: an edge-on disk with a bulge;
 * ``star_galaxy``: stars next to a galaxy (like a lensed quasar's images);
-* ``blue_companion``: a red galaxy with blue star-forming companions.
+* ``blue_companion``: a red galaxy with blue star-forming companions;
+* ``stars``: a star alone or with other stars around it, no galaxy (star
+  fields, pairs like a lensed quasar's images).
 
 Every stamp is observed in ``g``, ``r`` and ``i`` with the PSF families
 and noise of the sky-like simulators (`astrodl_plugins.simulate.sky`:
@@ -55,9 +57,10 @@ __all__ = ['LENS_CLASSES', 'NEGATIVE_KINDS', 'LENS_RANGES',
 #: Classes of the lens simulator, in label order.
 LENS_CLASSES = ('lens', 'non_lens')
 #: The negatives' kinds and their fractions among the negatives.
-NEGATIVE_KINDS = {'elliptical': 0.16, 'ring': 0.12, 'spiral': 0.12,
-                  'merger': 0.12, 'group': 0.12, 'edge_on': 0.1,
-                  'star_galaxy': 0.12, 'blue_companion': 0.14}
+NEGATIVE_KINDS = {'elliptical': 0.14, 'ring': 0.11, 'spiral': 0.11,
+                  'merger': 0.11, 'group': 0.11, 'edge_on': 0.09,
+                  'star_galaxy': 0.11, 'blue_companion': 0.12,
+                  'stars': 0.1}
 
 #: Ranges of the lens simulator: Einstein radius and PSF FWHM in arcsec,
 #: pixel scale in arcsec per pixel, S/N of the lensed source (or the
@@ -328,6 +331,14 @@ def _negative(scene, kind, p, i, rng, galsim, gsparams, modules):
                cy + distance * np.sin(angle),
                loguniform(rng, 0.3, 1.5, count) * rng.uniform(0.7, 1.3),
                rng.uniform(0.3, 1.0, count), _colour(rng, _BLUE))
+    elif kind == 'stars':
+        scene.deposit('main', cx, cy, _star_colour(rng))
+        for _ in range(int(rng.integers(0, 5))):
+            distance = theta * rng.uniform(0.3, 2.0) + 1.0
+            angle = rng.uniform(0, 2 * np.pi)
+            scene.deposit('feature', cx + distance * np.cos(angle),
+                          cy + distance * np.sin(angle), _star_colour(rng),
+                          rng.uniform(0.1, 1.0))
     elif kind != 'elliptical':
         msg = f'unknown negative kind {kind!r}'
         raise ValueError(msg)
@@ -555,7 +566,8 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
     params['galaxy_n'] = rng.uniform(2.5, 6.0, n)
     params['snr'] = loguniform(rng, *r['snr'], n)
     params['galaxy_snr'] = loguniform(rng, *r['galaxy_snr'], n)
-    # Negatives without a lens-like feature have none.
+    # Negatives without a lens-like feature have none (a lone star's
+    # companions are drawn as its feature when there are any).
     plain = np.isin(params['kind'], ['elliptical', 'spiral', 'edge_on'])
     params['snr'] = np.where(plain, 0.0, params['snr'])
     for band in bands:
