@@ -28,7 +28,9 @@ expected for two independent sets of ``T`` draws of one distribution,
 ``sqrt(2 / T) * sqrt(2 / pi)`` (about 0.16 for ``T = 50``).
 
 The benchmark uses whatever model is shipped as the ``galaxy-structure``
-preset: the speed-up depends on the architecture, not on the weights.
+preset (``--preset``: another; ``lens-finder`` and ``lens-parameters`` run
+on simulated lens stamps in g, r, i): the speed-up depends on the
+architecture, not on the weights.
 
 How to run
 ----------
@@ -80,14 +82,27 @@ def parse_args(argv=None):
     return args
 
 
-def load_inputs(n_stamps, seed):
+def load_inputs(n_stamps, seed, preset='galaxy-structure'):
     """Simulated stamps -> the network's two inputs."""
+    if preset.startswith('lens-'):
+        return lens_inputs(n_stamps, seed)
     from astrodl_plugins.simulate.structure import simulate_galaxy_stamps
     from astrodl_plugins.structure.network import psf_feature, stamp_features
 
     images, truth = simulate_galaxy_stamps(n_stamps, seed=seed)
     features, _, _ = stamp_features(images)
     return [features, psf_feature(np.asarray(truth['psf_fwhm']))]
+
+
+def lens_inputs(n_stamps, seed):
+    """Simulated lens stamps (g, r, i) -> the lens networks' inputs."""
+    from astrodl_plugins.classification import network as cnet
+    from astrodl_plugins.simulate import simulate_lens_stamps
+
+    images, truth = simulate_lens_stamps(n_stamps, seed=seed)
+    arrays, npix = cnet.input_arrays(images, np.asarray(truth['psf_fwhm']))
+    return cnet.scaled_inputs(arrays, npix, cnet.presence('gri', n_stamps),
+                              'noise')
 
 
 def batches(inputs, batch_size):
@@ -127,9 +142,11 @@ def main(argv=None):
     from astrodl_plugins.core.mc import MCDropoutEngine
 
     n, T, B = args.n_stamps, args.n_samples, args.batch_size
-    print(f'Simulating {n} stamps (simulate_galaxy_stamps({n}, '
-          f'seed={args.seed}))...', flush=True)
-    inputs = load_inputs(n, args.seed)
+    simulator = ('simulate_lens_stamps' if args.preset.startswith('lens-')
+                 else 'simulate_galaxy_stamps')
+    print(f'Simulating {n} stamps ({simulator}({n}, seed={args.seed}))...',
+          flush=True)
+    inputs = load_inputs(n, args.seed, args.preset)
     estimator = astrodl_plugins.get_estimator(args.preset)
 
     with keras.device('cpu:0'):
