@@ -297,6 +297,7 @@ def _predict(args):
                                       format_name='--format')
     images = _check_inputs(args.image, [('--output', output)])
     regions_path = _check_regions_output(args, output, images)
+    positions = _read_positions(args.positions, output)
     from . import get_estimator
 
     estimator_class = _estimator_class(args.estimator)
@@ -325,11 +326,15 @@ def _predict(args):
         subtracted.append(data)
         if index == reference:
             segm = band_segm
-    if segm is None:
+    where = {'segmentation_image': segm}
+    if positions is not None:
+        where = {'positions': positions}
+    elif segm is None:
         print('No sources detected; nothing written.')
         return
-    if args.deblend == 'dl':
+    elif args.deblend == 'dl':
         segm = _deblend_segmentation(args, subtracted[reference], segm)
+        where = {'segmentation_image': segm}
     if args.psf_fwhm is not None:
         kwargs['psf_fwhm'] = args.psf_fwhm
     if args.pixel_scale is not None:
@@ -338,9 +343,9 @@ def _predict(args):
         kwargs['pixel_scale'] = args.pixel_scale * u.arcsec / u.pix
     kwargs.update(companions)
     data = subtracted if multiband else subtracted[0]
-    table = estimator.predict(data, segmentation_image=segm,
-                              n_samples=args.n_samples, seed=args.seed,
-                              progress_bar=True, **kwargs)
+    table = estimator.predict(data, n_samples=args.n_samples,
+                              seed=args.seed, progress_bar=True, **where,
+                              **kwargs)
     # The file names of the inputs (the Python API cannot know them).
     table.meta['input_files'] = [os.path.basename(str(path))
                                  for path in args.image]
@@ -370,6 +375,36 @@ def _predict(args):
                                   return_counts=True)
         print('unflagged classes: ' + ', '.join(
             f'{n or "(unusable)"} {c}' for n, c in zip(names, counts)))
+
+
+def _read_positions(path, output):
+    """
+    ``--positions``: a catalog with ``x_centroid`` and ``y_centroid``
+    (pixels, 0-based) or ``sky_centroid`` (a SkyCoord column); `None`
+    without the option.
+    """
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        msg = f'--positions {path!r} does not exist'
+        raise ValueError(msg)
+    if os.path.exists(output) and os.path.samefile(output, path):
+        msg = f'--output {str(output)!r} is also the --positions catalog'
+        raise ValueError(msg)
+    from astropy.table import QTable
+
+    try:
+        table = QTable.read(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure
+        msg = f'--positions {path!r} is not a table astropy can read ({exc})'
+        raise ValueError(msg) from None
+    if {'x_centroid', 'y_centroid'} <= set(table.colnames):
+        return table[['x_centroid', 'y_centroid']]
+    if 'sky_centroid' in table.colnames:
+        return table['sky_centroid']
+    msg = (f'--positions {path!r} needs x_centroid and y_centroid columns '
+           f'(pixels) or a sky_centroid column; it has {table.colnames}')
+    raise ValueError(msg)
 
 
 #: ``--with`` companions: the estimator run alongside, and the keyword of
@@ -733,6 +768,10 @@ def _parser(with_names=True):
     predict.add_argument('--psf-fwhm', type=_POSITIVE, default=None,
                          help="PSF FWHM in pixels (default: the header's "
                          'PSF_FWHM, else estimated from the image)')
+    predict.add_argument('--positions', default=None,
+                         help='measure the sources of this catalog (.ecsv, '
+                         '.fits...: x_centroid and y_centroid in pixels, or '
+                         'sky_centroid) instead of detecting them')
     predict.add_argument('--pixel-scale', type=_POSITIVE, default=None,
                          help='arcsec per pixel when the header has no '
                          'celestial WCS (outputs in arcsec need it)')

@@ -100,3 +100,31 @@ def test_cli_refuses_with_for_other_estimators(tile, tmp_path, capsys):
     assert main(['predict', 'galaxy-structure', paths[1], '--with',
                  'lens-finder', '--output', str(tmp_path / 'x.ecsv')]) == 2
     assert 'not supported by galaxy-structure' in capsys.readouterr().err
+
+
+def test_cli_finder_at_given_positions(tile, tmp_path, capsys):
+    from astropy.table import QTable
+
+    _, truth, paths = tile
+    catalog = tmp_path / 'positions.ecsv'
+    QTable({'x_centroid': truth['x'], 'y_centroid': truth['y']}).write(
+        catalog)
+    output = tmp_path / 'candidates.ecsv'
+    assert main(['predict', 'lens-finder', *paths, '--bands', 'g', 'r', 'i',
+                 '--positions', str(catalog), '--n-samples', '5',
+                 '--output', str(output)]) == 0
+    table = QTable.read(output)
+    assert len(table) == len(truth)
+    np.testing.assert_allclose(table['x_centroid'], truth['x'])
+
+
+def test_cli_refuses_a_positions_file_without_positions(tile, tmp_path,
+                                                        capsys):
+    from astropy.table import QTable
+
+    _, _, paths = tile
+    catalog = tmp_path / 'bad.ecsv'
+    QTable({'flux': [1.0, 2.0]}).write(catalog)
+    assert main(['predict', 'lens-finder', paths[1], '--positions',
+                 str(catalog), '--output', str(tmp_path / 'x.ecsv')]) == 2
+    assert 'needs x_centroid and y_centroid' in capsys.readouterr().err
