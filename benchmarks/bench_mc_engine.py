@@ -85,7 +85,7 @@ def parse_args(argv=None):
 def load_inputs(n_stamps, seed, preset='galaxy-structure'):
     """Simulated stamps -> the network's two inputs."""
     if preset.startswith('lens-'):
-        return lens_inputs(n_stamps, seed)
+        return lens_inputs(n_stamps, seed, preset)
     from astrodl_plugins.simulate.structure import simulate_galaxy_stamps
     from astrodl_plugins.structure.network import psf_feature, stamp_features
 
@@ -94,15 +94,20 @@ def load_inputs(n_stamps, seed, preset='galaxy-structure'):
     return [features, psf_feature(np.asarray(truth['psf_fwhm']))]
 
 
-def lens_inputs(n_stamps, seed):
+def lens_inputs(n_stamps, seed, preset):
     """Simulated lens stamps (g, r, i) -> the lens networks' inputs."""
     from astrodl_plugins.classification import network as cnet
+    from astrodl_plugins.lenses.network import with_residuals
     from astrodl_plugins.simulate import simulate_lens_stamps
 
     images, truth = simulate_lens_stamps(n_stamps, seed=seed)
     arrays, npix = cnet.input_arrays(images, np.asarray(truth['psf_fwhm']))
-    return cnet.scaled_inputs(arrays, npix, cnet.presence('gri', n_stamps),
-                              'noise')
+    x, conditions = cnet.scaled_inputs(arrays, npix,
+                                       cnet.presence('gri', n_stamps),
+                                       'noise')
+    if preset == 'lens-finder':
+        x = with_residuals(x)
+    return [x, conditions]
 
 
 def batches(inputs, batch_size):

@@ -58,6 +58,13 @@ class SourceStampEstimator(BaseEstimator):
         ``_to_output_units``, ``_output_units``, ``_error_scale``,
         ``_range_quantities``, ``_extra_columns`` and ``_extra_meta``; see
         `~astrodl_plugins.core.base.BaseEstimator`.
+    ``_companions(options)``
+        Other estimators to run on the same sources with the same
+        keywords, as ``[(estimator, merge)]``; ``merge(table,
+        companion_table)`` returns the table with the companion's columns
+        (and flags) added. Called, and so checked, before any work;
+        default none. ``lens-parameters`` runs ``lens-finder`` this way
+        (its ``finder`` option).
 
     Class attributes of the family: ``stamp_size`` (side of the square
     stamp, pixels), ``bands`` (band names of a multi-band estimator; empty
@@ -158,6 +165,7 @@ class SourceStampEstimator(BaseEstimator):
         context = self._context(n_samples, seed, batch_size, device,
                                 quantiles, progress_bar, uncertainty_parts,
                                 tta, options)
+        companions = self._companions(context.options)
         self._read(data, bands, pixel_scale, context)
         context.sources = locate_sources(
             context.image, segmentation_image=segmentation_image,
@@ -166,8 +174,15 @@ class SourceStampEstimator(BaseEstimator):
         self._resolve_psf(psf_fwhm, context, estimate=True)
         context.rescale = self._sampling(context, bool(rescale))
         stamps, errors = self._cut(context)
-        return self._finish(stamps, errors, context, return_samples,
-                            leading=self._leading_columns(context))
+        result = self._finish(stamps, errors, context, return_samples,
+                              leading=self._leading_columns(context))
+        return _with_companions(result, companions, lambda other: (
+            other.predict(data, segmentation_image=segmentation_image,
+                          positions=positions, psf_fwhm=psf_fwhm,
+                          bands=bands, n_samples=n_samples,
+                          seed=context.seed, batch_size=batch_size,
+                          device=device, pixel_scale=pixel_scale,
+                          rescale=rescale)))
 
     def predict_stamps(self, stamps, *, psf_fwhm=None, bands=None,
                        n_samples=50, seed=None, batch_size=64, device='auto',
@@ -197,9 +212,15 @@ class SourceStampEstimator(BaseEstimator):
         context = self._context(n_samples, seed, batch_size, device,
                                 quantiles, False, uncertainty_parts, tta,
                                 options)
+        companions = self._companions(context.options)
+        given = stamps
         stamps = self._given_stamps(stamps, psf_fwhm, bands, context)
-        return self._finish(stamps, None, context, return_samples,
-                            leading={'label': context.sources.label})
+        result = self._finish(stamps, None, context, return_samples,
+                              leading={'label': context.sources.label})
+        return _with_companions(result, companions, lambda other: (
+            other.predict_stamps(given, psf_fwhm=psf_fwhm, bands=bands,
+                                 n_samples=n_samples, seed=context.seed,
+                                 batch_size=batch_size, device=device)))
 
     def network_features(self, stamps, *, psf_fwhm=None, bands=None,
                          batch_size=256):
@@ -236,6 +257,13 @@ class SourceStampEstimator(BaseEstimator):
         return features, context.usable
 
     # -- hooks with defaults -------------------------------------------------
+
+    def _companions(self, options):
+        """
+        ``[(estimator, merge)]`` to run on the same sources (default none;
+        see the class docstring).
+        """
+        return []
 
     def _usable(self, stamps):
         """
@@ -444,6 +472,19 @@ class SourceStampEstimator(BaseEstimator):
 
     def _leading_columns(self, context):
         return source_columns(context.sources, context.image.wcs)
+
+
+def _with_companions(result, companions, run):
+    """
+    The table of ``result`` (or of ``(table, draws)``) with each
+    companion's columns merged in; ``run(estimator)`` predicts with it.
+    """
+    if not companions:
+        return result
+    table = result[0] if isinstance(result, tuple) else result
+    for estimator, merge in companions:
+        table = merge(table, run(estimator))
+    return (table, result[1]) if isinstance(result, tuple) else table
 
 
 def _float_stamps(stamps):

@@ -11,6 +11,8 @@ a residual trunk; `LensParameters` regresses the lens model with an
 aleatoric head and MC dropout.
 """
 
+import os
+
 import numpy as np
 from astropy import units as u
 
@@ -92,9 +94,35 @@ class LensFinder(SourceClassifier):
     def _build_network(self):
         """A new residual network with two logits."""
         return net.build_resnet(self.stamp_size, len(self.classes),
+                                channels=2 * len(self.bands),
                                 widths=self.widths, blocks=self.blocks,
                                 dense=self.dense, dropout=self.dropout,
                                 name='lens_finder')
+
+    def _prepare(self, stamps, errors, context):
+        """The classifiers' inputs, with the point-symmetric residuals."""
+        x, conditions = super()._prepare(stamps, errors, context)
+        return [net.with_residuals(x), conditions]
+
+    def _training_tasks(self, train, validation, *, new, augment, seed):
+        """
+        The classifiers' training, with the residual channels added to
+        every (augmented) batch, batches of 128.
+        """
+        tasks = super()._training_tasks(train, validation, new=new,
+                                        augment=augment, seed=seed)
+        task = tasks[0]
+        inner = task.prepare
+
+        def prepare(inputs, targets, rng):
+            (x, conditions), targets = inner(inputs, targets, rng)
+            return [net.with_residuals(x), conditions], targets
+
+        (x, conditions), targets = task.validation
+        task.validation = ([net.with_residuals(x), conditions], targets)
+        task.prepare = prepare
+        task.batch_size = 128
+        return tasks
 
     def _freeze(self, network, freeze):
         """``'conv'``: the whole trunk; ``k``: the stem and ``k`` stages."""
@@ -196,67 +224,35 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
         self.target_std_ = list(state['target_std'])
         self.error_scale_ = dict(state.get('error_scale', {}))
 
-    # -- predict: the finder alongside ---------------------------------------
+    # -- the finder alongside (a companion of the stamps family) ------------
 
-    def predict(self, data, **kwargs):
+    def _companions(self, options):
         """
-        Measure every source of an image (see
-        `~astrodl_plugins.core.stamps.SourceStampEstimator.predict`).
-
-        Besides the family's keywords: ``finder`` (`None`, ``True``, a
-        preset name or directory, or a fitted `LensFinder`) also runs the
-        lens finder on the same sources and adds ``p_lens`` and
-        ``p_lens_err``; rows with ``p_lens < min_p_lens`` (default 0.5)
-        are flagged ``NOT_LENS``.
+        ``finder`` (`None`, ``True``, a preset name or directory, or a
+        fitted `LensFinder`): run the lens finder on the same sources,
+        add ``p_lens`` and ``p_lens_err`` and flag ``NOT_LENS`` the rows
+        with ``p_lens < min_p_lens`` (default 0.5).
         """
-        finder, min_p = self._finder_options(kwargs)
-        table = super().predict(data, **kwargs)
-        if finder is None:
-            return table
-        keep = ('segmentation_image', 'positions', 'psf_fwhm', 'bands',
-                'n_samples', 'seed', 'batch_size', 'device', 'pixel_scale',
-                'rescale', 'progress_bar')
-        found = finder.predict(data, **{key: value for key, value
-                                        in kwargs.items() if key in keep})
-        return _add_finder(table, found, min_p)
-
-    def predict_stamps(self, stamps, **kwargs):
-        """
-        Measure lenses already cut into centred stamps (see
-        `~astrodl_plugins.core.stamps.SourceStampEstimator.predict_stamps`;
-        ``theta_e`` in pixels); ``finder`` and ``min_p_lens`` as in
-        `predict`.
-        """
-        finder, min_p = self._finder_options(kwargs)
-        table = super().predict_stamps(stamps, **kwargs)
-        if finder is None:
-            return table
-        keep = ('psf_fwhm', 'bands', 'n_samples', 'seed', 'batch_size',
-                'device')
-        found = finder.predict_stamps(stamps, **{
-            key: value for key, value in kwargs.items() if key in keep})
-        return _add_finder(table, found, min_p)
-
-    def _finder_options(self, kwargs):
-        """Pop ``finder`` and ``min_p_lens``: the finder estimator, checked."""
-        finder = kwargs.pop('finder', None)
-        min_p = kwargs.pop('min_p_lens', 0.5)
+        finder = options.get('finder')
+        min_p = options.get('min_p_lens', 0.5)
         if isinstance(min_p, bool) or not isinstance(
                 min_p, (int, float, np.integer, np.floating)) or not (
                 0.0 <= float(min_p) <= 1.0):
             msg = f'min_p_lens must be a number in [0, 1], got {min_p!r}'
             raise ValueError(msg)
         if finder is None or finder is False:
-            return None, float(min_p)
+            return []
         if finder is True:
             finder = 'lens-finder'
-        if isinstance(finder, str):
+        if isinstance(finder, (str, os.PathLike)):
             finder = LensFinder.from_preset(finder)
         if not isinstance(finder, LensFinder):
             msg = ('finder must be None, True, a lens-finder preset name or '
                    f'directory, or a LensFinder, got {type(finder).__name__}')
             raise TypeError(msg)
-        return finder, float(min_p)
+        min_p = float(min_p)
+        return [(finder, lambda table, found: _add_finder(table, found,
+                                                          min_p))]
 
     # -- hooks of the source-stamps family -----------------------------------
 

@@ -17,13 +17,17 @@ import numpy as np
 
 from ..classification import network as cnet
 from ..classification.evaluate import (
+    expected_calibration_error,
+    fit_temperature,
     mc_logits,
     mc_probabilities,
     roc_auc,
     roc_curve,
 )
+from .network import with_residuals
 
-__all__ = ['FINDER_BAND_SETS', 'finder_scores', 'finder_metrics',
+__all__ = ['FINDER_BAND_SETS', 'finder_inputs',
+           'calibrate_finder_temperature', 'finder_scores', 'finder_metrics',
            'evaluate_finder', 'calibrate_parameter_errors',
            'evaluate_parameters', 'plot_roc', 'plot_negatives',
            'plot_parameters']
@@ -36,6 +40,35 @@ THETA_EDGES = (0.5, 1.0, 1.4, 2.0, 3.0)
 SNR_EDGES = (5, 10, 20, 50, 200)
 
 
+def finder_inputs(estimator, images, truth, present):
+    """The finder's network inputs of simulated g, r, i stamps."""
+    arrays, npix = cnet.input_arrays(images, np.asarray(truth['psf_fwhm']))
+    x, conditions = cnet.scaled_inputs(arrays, npix, present,
+                                       estimator.scaling)
+    return [with_residuals(x), conditions]
+
+
+def calibrate_finder_temperature(estimator, images, truth, *, n_samples=30,
+                                 seed=0):
+    """
+    Fit ``estimator.temperature_`` on a validation set with random band
+    subsets (the training mixture); returns ``(temperature, ece_before,
+    ece_after)``.
+    """
+    present = cnet.random_band_subsets(np.random.default_rng(seed),
+                                       len(images))
+    logits = mc_logits(estimator, finder_inputs(estimator, images, truth,
+                                                present),
+                       n_samples=n_samples, seed=seed)
+    y = np.asarray(truth['label'])
+    temperature = fit_temperature(logits, y)
+    before = expected_calibration_error(mc_probabilities(logits, 1.0), y)
+    after = expected_calibration_error(mc_probabilities(logits, temperature),
+                                       y)
+    estimator.temperature_ = float(temperature)
+    return float(temperature), before, after
+
+
 def finder_scores(estimator, images, truth, bands, *, n_samples=20, seed=0,
                   batch_size=256):
     """
@@ -44,8 +77,7 @@ def finder_scores(estimator, images, truth, bands, *, n_samples=20, seed=0,
     seconds per source.
     """
     present = cnet.presence(bands, len(images))
-    arrays, npix = cnet.input_arrays(images, np.asarray(truth['psf_fwhm']))
-    inputs = cnet.scaled_inputs(arrays, npix, present, estimator.scaling)
+    inputs = finder_inputs(estimator, images, truth, present)
     start = time.perf_counter()
     logits = mc_logits(estimator, inputs, n_samples=n_samples, seed=seed,
                        batch_size=batch_size)

@@ -13,8 +13,9 @@ stack of convolutions and poolings washes out.
 
 import numpy as np
 
-__all__ = ['build_resnet', 'PARAMETER_NAMES', 'TARGET_NAMES',
-           'encode_targets', 'decode_targets', 'dihedral_targets']
+__all__ = ['build_resnet', 'with_residuals', 'PARAMETER_NAMES',
+           'TARGET_NAMES', 'encode_targets', 'decode_targets',
+           'dihedral_targets']
 
 #: Outputs of ``lens-parameters`` in table order.
 PARAMETER_NAMES = ('theta_e', 'e1', 'e2', 'gamma1', 'gamma2', 'x_centroid',
@@ -25,8 +26,9 @@ PARAMETER_NAMES = ('theta_e', 'e1', 'e2', 'gamma1', 'gamma2', 'x_centroid',
 TARGET_NAMES = ('log_theta_e', 'e1', 'e2', 'gamma1', 'gamma2', 'dx', 'dy')
 
 
-def build_resnet(stamp_size, n_outputs, *, n_bands=3, widths=(16, 32, 64),
-                 blocks=(1, 2, 2), dense=128, dropout=0.25, name='resnet'):
+def build_resnet(stamp_size, n_outputs, *, n_bands=3, channels=None,
+                 widths=(16, 32, 64), blocks=(1, 2, 2), dense=128,
+                 dropout=0.25, name='resnet'):
     """
     A residual CNN with an MC-dropout dense head.
 
@@ -36,14 +38,16 @@ def build_resnet(stamp_size, n_outputs, *, n_bands=3, widths=(16, 32, 64),
     The trunk is a 3x3 stem then, per stage, ``blocks[s]`` pre-activation
     residual blocks of ``widths[s]`` filters (the first of each later
     stage with stride 2 and a projected skip). Output: ``n_outputs``
-    linear units.
+    linear units. ``channels`` (default ``n_bands``) is the number of image
+    channels (``2 * n_bands`` with `with_residuals`).
     """
     import keras
     from keras import layers
 
     from ..core.mc import MCDropout
 
-    stamps = keras.Input((stamp_size, stamp_size, n_bands), name='stamps')
+    channels = n_bands if channels is None else channels
+    stamps = keras.Input((stamp_size, stamp_size, channels), name='stamps')
     conditions = keras.Input((n_bands + 1,), name='conditions')
     x = layers.Conv2D(widths[0], 3, padding='same', use_bias=False,
                       name='stem_conv')(stamps)
@@ -77,6 +81,56 @@ def build_resnet(stamp_size, n_outputs, *, n_bands=3, widths=(16, 32, 64),
     x = MCDropout(dropout)(x)
     outputs = layers.Dense(n_outputs, name='outputs')(x)
     return keras.Model([stamps, conditions], outputs, name=name)
+
+
+def with_residuals(x, box=4):
+    """
+    Scaled stamps with their point-symmetric residuals as extra channels.
+
+    The smooth light of a deflector is nearly point-symmetric about its
+    centre; arcs, counter-images off the axis, knots and companions are
+    not. Each band of each stamp minus itself turned by 180 degrees about
+    the light-weighted centroid of the central ``2 box + 1`` pixels
+    (bilinear, sub-pixel) keeps what a lens adds and removes most of the
+    lens light -- the lens-light subtraction many finders make first,
+    without fitting a model. Training computes them on each augmented
+    (turned, flipped) batch, as prediction does on each view, because the
+    centroid's window is not symmetric under every turn of an even-sized
+    stamp.
+
+    Parameters
+    ----------
+    x : `~numpy.ndarray`
+        ``(n, size, size, bands)`` scaled stamps.
+    box : int, optional
+        Half-side of the central box of the centroid, pixels.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        ``(n, size, size, 2 bands)``: the stamps, then the residuals.
+    """
+    from scipy.ndimage import map_coordinates
+
+    x = np.asarray(x, np.float32)
+    n, size, _, bands = x.shape
+    middle = size // 2
+    window = slice(middle - box - 1, middle + box)
+    core = np.clip(x[:, window, window].sum(axis=-1), 0.0, None)
+    yy, xx = np.mgrid[window, window].astype(np.float64)
+    weight = core.sum(axis=(1, 2))
+    safe = np.where(weight > 0, weight, 1.0)
+    centre = (size - 1) / 2
+    cy = np.where(weight > 0, (core * yy).sum(axis=(1, 2)) / safe, centre)
+    cx = np.where(weight > 0, (core * xx).sum(axis=(1, 2)) / safe, centre)
+    gy, gx, gb = np.meshgrid(np.arange(size), np.arange(size),
+                             np.arange(bands), indexing='ij')
+    residuals = np.empty_like(x)
+    for i in range(n):
+        turned = map_coordinates(x[i], [2 * cy[i] - gy, 2 * cx[i] - gx, gb],
+                                 order=1, mode='constant', cval=0.0)
+        residuals[i] = x[i] - turned
+    return np.concatenate([x, residuals], axis=-1)
 
 
 def encode_targets(theta_e, e1, e2, gamma1, gamma2, dx, dy):

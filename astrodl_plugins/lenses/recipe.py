@@ -17,12 +17,12 @@ errors and coverage of each parameter.
 
 import numpy as np
 
-from ..classification.evaluate import calibrate_temperature
 from ..classification.recipe import ClassifierRecipe
 from ..simulate.lenses import LENS_RANGES
 from ..training.recipe import Recipe
 from .estimator import LensFinder, LensParameters
 from .evaluate import (
+    calibrate_finder_temperature,
     calibrate_parameter_errors,
     evaluate_finder,
     evaluate_parameters,
@@ -81,7 +81,7 @@ class LensFinderRecipe(ClassifierRecipe):
 
     def evaluate(self, estimator, validation, test, *, seed):
         """Temperature on ``validation``; Metcalf metrics on ``test``."""
-        temperature, before, after = calibrate_temperature(
+        temperature, before, after = calibrate_finder_temperature(
             estimator, *validation, seed=seed)
         metrics = evaluate_finder(estimator, *test, seed=seed)
         self._scores = metrics.pop('_scores')

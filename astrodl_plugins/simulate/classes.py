@@ -41,7 +41,7 @@ __all__ = ['BANDS', 'PSF_BAND_SCALE', 'STAR_GALAXY_CLASSES',
            'STAR_GALAXY_RANGES', 'STAR_GALAXY_SKY_RANGES',
            'MORPHOLOGY_CLASSES', 'MORPHOLOGY_RANGES',
            'simulate_star_galaxy_stamps', 'simulate_star_galaxy_sky_stamps',
-           'simulate_morphology_stamps']
+           'simulate_morphology_stamps', 'band_flux_ratio']
 
 #: Bands of the simulated stamps, bluest first; ``r`` is the reference.
 BANDS = ('g', 'r', 'i')
@@ -139,9 +139,10 @@ def _psf(galsim, params, i, band, gsparams):
     return psf.shear(g1=params['psf_g1'][i], g2=params['psf_g2'][i])
 
 
-def _band_flux_ratio(band, g_r, r_i):
-    """Flux in ``band`` over flux in r, from the colours."""
+def band_flux_ratio(band, g_r, r_i):
+    """Flux in ``band`` over flux in r, from the colours (magnitudes)."""
     return {'g': 10 ** (-0.4 * g_r), 'r': 1.0, 'i': 10 ** (0.4 * r_i)}[band]
+
 
 
 def _nearest(grid, value):
@@ -303,9 +304,9 @@ def _draw_chunk(args):
             sigma = np.sqrt(var)
             if band == ref:
                 flux_r[i] = (params['snr'][i] * np.sqrt(var / np.sum(unit**2))
-                             / _band_flux_ratio(band, params['g_r'][i],
+                             / band_flux_ratio(band, params['g_r'][i],
                                                 params['r_i'][i]))
-            ratio = _band_flux_ratio(band, params['g_r'][i], params['r_i'][i])
+            ratio = band_flux_ratio(band, params['g_r'][i], params['r_i'][i])
             image = unit * flux_r[i] * ratio if kind != 'artefact' else \
                 unit * 0.0
             if neighbour is not None:
@@ -314,7 +315,7 @@ def _draw_chunk(args):
                                                                   psf])
                 image = image + obj.shift(*shift).drawImage(
                     nx=size, ny=size, scale=1.0).array * flux_r[i] \
-                    * neighbour_flux * _band_flux_ratio(band, g_r, r_i)
+                    * neighbour_flux * band_flux_ratio(band, g_r, r_i)
             if kind == 'artefact':
                 image = image + _artefact(np.random.default_rng(
                     [seed.entropy, i]), size, sigma)
@@ -378,7 +379,7 @@ def _truth(params, kinds, classes, label, bands, flux_r):
         if key in params:
             truth[key] = params[key]
     for band in bands:
-        truth[f'flux_{band}'] = flux_r * _band_flux_ratio(
+        truth[f'flux_{band}'] = flux_r * band_flux_ratio(
             band, params['g_r'], params['r_i'])
         truth[f'noise_sigma_{band}'] = np.sqrt(
             params[f'sky_level_{band}'] + params[f'read_noise_{band}'] ** 2)
@@ -600,7 +601,7 @@ def _component_ratio(kind, band, g_r, r_i):
     """Band flux ratio of a galaxy component with a colour offset."""
     shift = {'bulge': (0.25, 0.1), 'disk': (0.0, 0.0),
              'young': (-0.35, -0.15)}[kind]
-    return _band_flux_ratio(band, g_r + shift[0], r_i + shift[1])
+    return band_flux_ratio(band, g_r + shift[0], r_i + shift[1])
 
 
 def _central_parts(galsim, kind, p, i, rng, gsparams):
@@ -680,20 +681,20 @@ def _draw_sky_chunk(args):
                     for profile, weight, component in parts]).shift(*shift)
             else:
                 central = galsim.DeltaFunction(
-                    flux=_band_flux_ratio(band, g_r, r_i)).shift(*shift)
+                    flux=band_flux_ratio(band, g_r, r_i)).shift(*shift)
             unit = galsim.Convolve([central, psf]).drawImage(
                 nx=size, ny=size, scale=1.0).array.astype(np.float64)
             var = (params[f'sky_level_{band}'][i]
                    + params[f'read_noise_{band}'][i] ** 2)
             sigma = np.sqrt(var)
-            ratio = _band_flux_ratio(band, g_r, r_i)
+            ratio = band_flux_ratio(band, g_r, r_i)
             if band == ref:
                 flux_r[i] = (params['snr'][i] * np.sqrt(var / np.sum(
                     (unit / ratio) ** 2)) / ratio)
             image = unit * flux_r[i]
             if crowd:
                 others = galsim.Convolve([galsim.Add(sky.crowd_profiles(
-                    galsim, crowd, lambda a, c, band=band: _band_flux_ratio(
+                    galsim, crowd, lambda a, c, band=band: band_flux_ratio(
                         band, a, c), grid, gsparams)), psf])
                 image = image + others.drawImage(
                     nx=size, ny=size, scale=1.0).array * flux_r[i]

@@ -48,7 +48,7 @@ light.
 import numpy as np
 from astropy.table import QTable
 
-from .classes import BANDS, PSF_BAND_SCALE, _band_flux_ratio
+from .classes import BANDS, PSF_BAND_SCALE, band_flux_ratio
 from .common import loguniform, run_jobs
 
 __all__ = ['LENS_CLASSES', 'NEGATIVE_KINDS', 'LENS_RANGES',
@@ -135,7 +135,7 @@ class _Scene:
         n = self.size * _SUPER
         out = np.zeros((n, n))
         for image, (g_r, r_i) in self.parts[group]:
-            out += image * _band_flux_ratio(band, g_r, r_i)
+            out += image * band_flux_ratio(band, g_r, r_i)
         return out
 
 

@@ -70,7 +70,7 @@ def test_simulator_shapes_truth_and_determinism(lens_data):
     assert 0 < lens.sum() < len(truth)
     assert set(truth['kind'][~lens]) <= {
         'elliptical', 'ring', 'spiral', 'merger', 'group', 'edge_on',
-        'star_galaxy', 'blue_companion'}
+        'star_galaxy', 'blue_companion', 'stars'}
     # Lens parameters for lenses only, in range.
     assert np.isfinite(truth['theta_e'][lens]).all()
     assert np.isnan(truth['theta_e'][~lens]).all()
@@ -294,3 +294,21 @@ def test_parameters_save_and_reload(tiny_parameters, lens_data, tmp_path):
         second = again.predict_stamps(images[:4], psf_fwhm=3.0, n_samples=3,
                                       seed=4)
     np.testing.assert_allclose(first['theta_e'], second['theta_e'])
+
+
+def test_residual_channels_remove_point_symmetric_light():
+    size = 24
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2 - 0.3
+    galaxy = np.exp(-0.5 * (xx ** 2 / 2.25 + yy ** 2 / 1.0))
+    arc = np.exp(-0.5 * ((np.hypot(xx, yy) - 6.0) ** 2 / 0.5)) * (xx > 2)
+    x = np.stack([galaxy, galaxy + 0.3 * arc], axis=0)[..., None]
+    out = net.with_residuals(x)
+    assert out.shape == (2, size, size, 2)
+    np.testing.assert_allclose(out[..., 0], x[..., 0], rtol=1e-5, atol=1e-7)
+    # The symmetric galaxy mostly cancels (bilinear resampling of its
+    # sharp core leaves a little); the one-sided arc stays.
+    leftover = np.abs(out[0, ..., 1]).max()
+    assert leftover < 0.2
+    on_arc = arc > 0.5
+    assert out[1, ..., 1][on_arc].mean() > 0.2
+    assert np.abs(out[0, ..., 1][on_arc]).max() < 0.05
