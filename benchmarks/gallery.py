@@ -111,7 +111,7 @@ def summary(results):
         row = {'rows': len(table),
                'flagged': float(np.mean(flag > 0)) if len(table) else 0.0,
                'bits': {int(b): int(np.sum(flag & b > 0))
-                        for b in (1, 2, 4, 8, 16, 32, 64)
+                        for b in (1, 2, 4, 8, 16, 32, 64, 128)
                         if np.any(flag & b)},
                'psf_fwhm': _psf(table)}
         if 'class' in table.colnames:
