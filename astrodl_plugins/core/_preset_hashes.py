@@ -30,6 +30,12 @@ PRESET_SHA256 = {
         'model.keras':
             '7b2ca2763354cdb26324cdfc165d97bc237f1b3b2f7a44fc6b1890a0341d8031',
     },
+    'lens-parameters': {
+        'config.json':
+            '367fe0c4ebf32a881d4a33041206dad608a412d8e9614345fecdba64922b631c',
+        'model.keras':
+            'c270458a943a26d38bf5c4e1399e2cb713f89f22947425dfe7cc61a7431c50ef',
+    },
     'star-galaxy': {
         'config.json':
             'e27812e9f9a36d985d2bcade60228da578bd697b8c08100d1e5517c717435622',

@@ -13,7 +13,7 @@ runs the estimator package's ``recipe.RECIPE``.
 import time
 from pathlib import Path
 
-__all__ = ['Recipe']
+__all__ = ['Recipe', 'join_histories']
 
 
 class Recipe:
@@ -208,7 +208,7 @@ class Recipe:
                            epochs=refine_epochs, patience=refine_epochs,
                            learning_rate=refine_rate, seed=seed,
                            verbose=verbose)
-            estimator.history_ = _join(stage1, estimator.history_)
+            estimator.history_ = join_histories(stage1, estimator.history_)
         seconds = time.perf_counter() - start
         history = estimator.history_
         card = {
@@ -251,10 +251,10 @@ def _command(name, n_train, seed, epochs, refine_epochs):
     return command + f' --refine-epochs {refine_epochs} --output DIR'
 
 
-def _join(stage1, stage2):
-    """Histories of two stages, joined (per network for several)."""
+def join_histories(stage1, stage2):
+    """Histories of two training stages, joined (per network for several)."""
     if 'loss' not in stage1:
-        return {key: _join(stage1[key], stage2[key]) for key in stage1}
+        return {key: join_histories(stage1[key], stage2[key]) for key in stage1}
     joined = {key: stage1[key] + stage2[key] for key in stage1
               if key in stage2}
     joined['stage1_epochs'] = len(stage1['loss'])
