@@ -1,8 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
 A plain install (no ``train`` extra) predicts, deblends and runs the demo:
-checked in a fresh interpreter where GalSim, Dask and scikit-image cannot
-be imported.
+checked in a fresh interpreter where GalSim, Dask, scikit-image and
+lenstronomy cannot be imported.
 """
 
 import subprocess
@@ -15,7 +15,7 @@ import astrodl_plugins
 SCRIPT = textwrap.dedent('''
     import sys
 
-    for name in ('galsim', 'dask', 'skimage'):
+    for name in ('galsim', 'dask', 'skimage', 'lenstronomy'):
         sys.modules[name] = None
     sys.path.insert(0, sys.argv[1])
 
@@ -73,7 +73,7 @@ SCRIPT = textwrap.dedent('''
     assert status == 1, status
     assert 'astrodl-plugins[train]' in errors.getvalue(), errors.getvalue()
     print('train refused')
-    for name in ('galsim', 'dask', 'skimage'):
+    for name in ('galsim', 'dask', 'skimage', 'lenstronomy'):
         assert sys.modules[name] is None, name
 ''')
 
