@@ -62,22 +62,24 @@ def cutout(images, x, y, size=48):
     """``(size, size, 3)`` around ``(x, y)`` (NaN beyond the edge)."""
     from astropy.nddata.utils import extract_array
 
+    # Integer centre: the image pixel round(x) is the cutout's size // 2.
+    centre = (int(np.floor(y + 0.5)), int(np.floor(x + 0.5)))
     return np.stack([extract_array(np.asarray(image.data, float),
-                                   (size, size), (y, x), mode='partial',
+                                   (size, size), centre, mode='partial',
                                    fill_value=np.nan) for image in images],
                     axis=-1)
 
 
-def point_symmetric_residual(stamp, x, y, size=48):
+def point_symmetric_residual(stamp, dx, dy, size=48):
     """
-    The stamp minus itself turned by 180 deg about the source centre
-    (``x``, ``y`` in the image): a smooth galaxy cancels, arcs stay.
+    The stamp minus itself turned by 180 deg about the source centre,
+    ``(dx, dy)`` pixels from the cutout's pixel ``size // 2``: a smooth
+    galaxy cancels, arcs stay.
     """
     from scipy.ndimage import map_coordinates
 
-    # The cutout's pixel (size // 2) is the image pixel round(x).
-    cx = size // 2 + (x - np.floor(x + 0.5))
-    cy = size // 2 + (y - np.floor(y + 0.5))
+    cx = size // 2 + dx
+    cy = size // 2 + dy
     yy, xx = np.mgrid[:size, :size].astype(float)
     turned = map_coordinates(np.nan_to_num(stamp), [2 * cy - yy, 2 * cx - xx],
                              order=3, mode='nearest')
@@ -120,7 +122,13 @@ def plot_candidates(images, table, params, truth, found, path, n=8):
     for column, row in enumerate(order):
         x, y = table['x_centroid'][row], table['y_centroid'][row]
         stamps = cutout(images, x, y)
-        residual = point_symmetric_residual(stamps[..., 1], x, y)
+        p = params[params['label'] == table['label'][row]]
+        # Turned about the refined lens centre where it was measured.
+        cx, cy = ((p['x_centroid'][0], p['y_centroid'][0]) if len(p)
+                  else (x, y))
+        residual = point_symmetric_residual(stamps[..., 1],
+                                            cx - np.floor(x + 0.5),
+                                            cy - np.floor(y + 0.5))
         index = found[row]
         kind = truth['kind'][index] if index >= 0 else 'no match'
         top, bottom = axes[0, column], axes[1, column]
@@ -132,7 +140,6 @@ def plot_candidates(images, table, params, truth, found, path, n=8):
         limit = 8 * 1.4826 * np.nanmedian(np.abs(residual))
         bottom.imshow(np.nan_to_num(residual), origin='lower',
                       cmap='RdBu_r', vmin=-limit, vmax=limit)
-        p = params[params['label'] == table['label'][row]]
         if len(p):
             theta = p['theta_e'][0].to_value('arcsec') / scale
             cx = p['x_centroid'][0] - np.floor(x + 0.5) + 24

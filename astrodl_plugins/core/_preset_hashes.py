@@ -30,6 +30,12 @@ PRESET_SHA256 = {
         'model.keras':
             '7b2ca2763354cdb26324cdfc165d97bc237f1b3b2f7a44fc6b1890a0341d8031',
     },
+    'lens-finder': {
+        'config.json':
+            '036bba182ab559206bb47b3b41e9f8d74ce5fa364eb951fe65621a16ca472530',
+        'model.keras':
+            '29effcdd37cb29eee1c3c209d7f2b722aa5c5e7ccea0475804d6db9da0b1a432',
+    },
     'lens-parameters': {
         'config.json':
             '367fe0c4ebf32a881d4a33041206dad608a412d8e9614345fecdba64922b631c',
