@@ -131,12 +131,15 @@ def main():
     parser.add_argument('--lenses', action='store_true',
                         help='run lens-finder on every field instead '
                         '(figure real_lenses.png), then stop')
+    parser.add_argument('--only', default=None,
+                        help='with --lenses: the fields whose name holds '
+                        'this text')
     args = parser.parse_args()
     if args.locus:
         locus_consistency(args.data)
         return
     if args.lenses:
-        lens_check(args.data, args.figures)
+        lens_check(args.data, args.figures, only=args.only)
         return
     import astrodl_plugins as adl
 
@@ -168,7 +171,7 @@ def main():
 
 
 
-def lens_check(data_dir, figures=None, threshold=0.5, n_top=6):
+def lens_check(data_dir, figures=None, threshold=0.5, n_top=6, only=None):
     """
     lens-finder on every real field (one band, PSF estimated), as
     ``astrodl predict lens-finder IMAGE`` runs it. None of these fields
@@ -184,6 +187,8 @@ def lens_check(data_dir, figures=None, threshold=0.5, n_top=6):
     finder = adl.get_estimator('lens-finder')
     horsehead = _read(Path(data_dir) / 'HorseHead.fits', 'adu')
     rows = [*fields(data_dir), ('Horsehead (DSS plate)', horsehead, None, 0)]
+    if only:
+        rows = [row for row in rows if only.lower() in row[0].lower()]
     header = (f"{'field':28s} {'rows':>5s} {'flagged':>8s} {'OOD':>6s} "
               f"{'range':>6s} {'PSF?':>6s} {f'p>{threshold} unflagged':>18s}"
               f" {'max p unflagged':>16s}")
@@ -206,9 +211,12 @@ def lens_check(data_dir, figures=None, threshold=0.5, n_top=6):
               f'{np.sum(calls):7d} ({np.mean(calls):6.3f}) '
               f'{p[unflagged].max() if unflagged.any() else np.nan:16.3f}',
               flush=True)
-        order = np.argsort(-np.where(unflagged, p, -1))[:n_top]
-        tops.append((name, subtracted, table[order]))
-    if figures:
+        if unflagged.any():
+            # The figure shows the fields where something is unflagged.
+            order = np.argsort(-np.where(unflagged, p, -1))[:n_top]
+            tops.append((name, subtracted,
+                         table[order[unflagged[order]]]))
+    if figures and tops:
         _plot_lens_candidates(tops, Path(figures) / 'real_lenses.png')
 
 
@@ -229,18 +237,19 @@ def _plot_lens_candidates(tops, path, size=48):
             if column >= len(table):
                 continue
             source = table[column]
+            centre = (int(np.floor(source['y_centroid'] + 0.5)),
+                      int(np.floor(source['x_centroid'] + 0.5)))
             stamp = extract_array(np.asarray(image.data, float),
-                                  (size, size), (source['y_centroid'],
-                                                 source['x_centroid']),
-                                  mode='partial', fill_value=np.nan)
+                                  (size, size), centre, mode='partial',
+                                  fill_value=np.nan)
             stamp = np.nan_to_num(stamp)
             ax.imshow(stamp, origin='lower', cmap='gray_r',
                       norm=simple_norm(stamp, 'asinh', percent=99.5))
             ax.set_title(f"p {source['p_lens']:.2f}, flag {source['flag']}",
                          fontsize=7)
         axes[row, 0].set_ylabel(name.split(' (')[0], fontsize=7)
-    figure.suptitle('lens-finder on real fields: the highest p_lens among '
-                    'the unflagged rows of each', fontsize=9)
+    figure.suptitle('lens-finder on real fields with unflagged rows: the '
+                    'highest p_lens among them', fontsize=9)
     figure.savefig(path, dpi=80)
 
 
