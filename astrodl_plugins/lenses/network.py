@@ -3,7 +3,7 @@
 The residual network of the lens estimators and the lens-parameter targets.
 
 Both estimators read multi-band stamps exactly as the source classifiers
-do (`astrodl_plugins.classification.network`: bands in ``g, r, i`` order,
+do (``astrodl_plugins.classification.network``: bands in ``g, r, i`` order,
 absent bands zeroed with a presence flag, one common scale so the colours
 survive, ``asinh`` compression, the PSF FWHM as a condition); only the
 trunk differs: a ResNet (He et al. 2016) as in CMU DeepLens (Lanusse et
@@ -34,7 +34,7 @@ def build_resnet(stamp_size, n_outputs, *, n_bands=3, channels=None,
 
     Inputs: ``stamps`` ``(stamp_size, stamp_size, n_bands)`` and
     ``conditions`` (``n_bands`` presence flags and the scaled log PSF
-    FWHM), as `~astrodl_plugins.classification.network.build_classifier`.
+    FWHM), as the classifiers' ``build_classifier``.
     The trunk is a 3x3 stem then, per stage, ``blocks[s]`` pre-activation
     residual blocks of ``widths[s]`` filters (the first of each later
     stage with stride 2 and a projected skip). Output: ``n_outputs``
