@@ -327,4 +327,4 @@ def plot_parameters(metrics, truth, path, title=''):
                      f'68 % cov. {cover:.2f}', fontsize=8)
     figure.suptitle(title + ' (colour: log10 S/N)', fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=80)
