@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-__all__ = ['loguniform', 'require_galsim', 'run_jobs']
+__all__ = ['loguniform', 'require_galsim', 'require_lenstronomy', 'run_jobs']
 
 TRAIN_EXTRA_HINT = 'pip install "astrodl-plugins[train]"'
 
@@ -34,6 +34,26 @@ def require_galsim():
                f'need it); install it with: {TRAIN_EXTRA_HINT}')
         raise ImportError(msg, name='galsim') from error
     return galsim
+
+
+def require_lenstronomy():
+    """
+    Import and return lenstronomy, which only simulating lenses needs.
+
+    Raises
+    ------
+    ImportError
+        lenstronomy is not installed; the message names the ``train``
+        extra.
+    """
+    try:
+        import lenstronomy
+    except ImportError as error:
+        msg = ('simulating lenses needs lenstronomy, which a plain install '
+               'does not include (prediction does not need it); install '
+               f'it with: {TRAIN_EXTRA_HINT}')
+        raise ImportError(msg, name='lenstronomy') from error
+    return lenstronomy
 
 
 def loguniform(rng, low, high, size=None):

@@ -49,7 +49,7 @@ import numpy as np
 from astropy.table import QTable
 
 from .classes import BANDS, PSF_BAND_SCALE, band_flux_ratio
-from .common import loguniform, run_jobs
+from .common import loguniform, require_lenstronomy, run_jobs
 
 __all__ = ['LENS_CLASSES', 'NEGATIVE_KINDS', 'LENS_RANGES',
            'simulate_lens_stamps', 'simulate_lens_field']
@@ -510,6 +510,7 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
     """
     from . import sky
 
+    require_lenstronomy()
     bands = tuple(bands)
     if not bands or not set(bands) <= set(BANDS) or len(set(bands)) != len(
             bands):

@@ -61,6 +61,16 @@ SCRIPT = textwrap.dedent('''
     else:
         raise AssertionError('simulating without GalSim did not fail')
 
+    from astrodl_plugins.simulate import simulate_lens_stamps
+    try:
+        simulate_lens_stamps(2, seed=0, n_processes=1)
+    except ImportError as error:
+        assert 'pip install "astrodl-plugins[train]"' in str(error), error
+        print('lens simulation refused')
+    else:
+        raise AssertionError('simulating lenses without lenstronomy did '
+                             'not fail')
+
     import contextlib
     import io
 
