@@ -303,6 +303,7 @@ def _predict(args):
     estimator_class = _estimator_class(args.estimator)
     multiband = bool(getattr(estimator_class, 'bands', ()))
     companions = _check_with(args, estimator_class)
+    prior_target = _check_class_prior(args, estimator_class, companions)
     if len(args.image) > 1 and not multiband:
         msg = (f'{args.estimator} measures one image; got '
                f'{len(args.image)}')
@@ -311,6 +312,12 @@ def _predict(args):
     from .core.detection import subtract_background_and_detect
 
     estimator = get_estimator(args.estimator)
+    if prior_target == 'main':
+        estimator.set_params(class_prior=tuple(args.class_prior))
+    elif prior_target is not None:
+        companion = get_estimator(companions[prior_target])
+        companion.set_params(class_prior=tuple(args.class_prior))
+        companions[prior_target] = companion
     kwargs = _check_bands(args, estimator, multiband)
     ccds = [_read_ccd(path, args.unit) for path in args.image]
     # Detect on the reference band (r when given), subtract every band.
@@ -429,6 +436,33 @@ def _check_with(args, estimator_class):
             raise ValueError(msg)
         kwargs[keyword] = name
     return kwargs
+
+
+def _check_class_prior(args, estimator_class, companions):
+    """
+    ``--class-prior``: ``'main'`` for a classifier, the ``predict``
+    keyword of a classifier companion (``--with lens-finder``), or None
+    without the option; refused for estimators without classes and for
+    the wrong number of fractions.
+    """
+    if args.class_prior is None:
+        return None
+    targets = [('main', estimator_class)] + [
+        (keyword, _estimator_class(name))
+        for keyword, name in companions.items()]
+    for target, cls in targets:
+        if hasattr(cls, 'prior_weights'):
+            classes = tuple(cls.classes)
+            if len(args.class_prior) != len(classes) or abs(
+                    sum(args.class_prior) - 1.0) > 1e-6:
+                msg = (f'--class-prior needs {len(classes)} fractions '
+                       f"summing to 1, one per class ({' '.join(classes)}); "
+                       f'got {args.class_prior}')
+                raise ValueError(msg)
+            return target
+    msg = (f'--class-prior is for classifiers; {args.estimator} has no '
+           'classes (with lens-parameters, add --with lens-finder)')
+    raise ValueError(msg)
 
 
 def _estimator_class(name):
@@ -624,6 +658,7 @@ def _number(kind, minimum, *, strict=False, maximum=None):
 
 
 _POSITIVE = _number(float, 0, strict=True)
+_FRACTION = _number(float, 0, strict=True, maximum=1)
 _AT_LEAST_ONE = _number(int, 1)
 _COUNT = _number(int, 0)
 _SEED = _number(int, 0, maximum=2**32 - 1)
@@ -782,6 +817,13 @@ def _parser(with_names=True):
                          'lens-parameters --with lens-finder adds p_lens '
                          'and flags NOT_LENS the rows unlikely to be '
                          'lenses')
+    predict.add_argument('--class-prior', type=_FRACTION, nargs='+',
+                         default=None, metavar='FRACTION',
+                         help="a classifier's class fractions among the "
+                         'sources, in its class order (lens-finder: lens '
+                         'non_lens, default 0.001 0.999; star-galaxy: star '
+                         'galaxy, default those of its simulations); with '
+                         '--with lens-finder, the finder\'s')
     _add_detection_options(predict, n_samples=50, n_pixels=10)
     predict.set_defaults(func=_predict)
 
@@ -816,8 +858,9 @@ def _parser(with_names=True):
                        help='random seed of the simulations and training')
     train.add_argument('--epochs', type=_AT_LEAST_ONE, default=None,
                        help='maximum epochs (early stopping; default 24 '
-                       'for galaxy-structure, 15 for the classifiers, 10 '
-                       'for lens-finder, 12 for lens-parameters)')
+                       'for galaxy-structure, 15 for the classifiers, 6 '
+                       'for lens-finder after 4 on its clear lenses, 12 '
+                       'for lens-parameters)')
     train.add_argument('--refine-epochs', type=_COUNT, default=None,
                        help='stage-2 epochs at a lower learning rate '
                        '(default 8 for galaxy-structure, 3 for '

@@ -96,8 +96,9 @@ def load_inputs(n_stamps, seed, preset='galaxy-structure'):
 
 def lens_inputs(n_stamps, seed, preset):
     """Simulated lens stamps (g, r, i) -> the lens networks' inputs."""
+    import astrodl_plugins as adl
     from astrodl_plugins.classification import network as cnet
-    from astrodl_plugins.lenses.network import with_residuals
+    from astrodl_plugins.lenses.network import finder_channels
     from astrodl_plugins.simulate import simulate_lens_stamps
 
     images, truth = simulate_lens_stamps(n_stamps, seed=seed)
@@ -105,8 +106,12 @@ def lens_inputs(n_stamps, seed, preset):
     x, conditions = cnet.scaled_inputs(arrays, npix,
                                        cnet.presence('gri', n_stamps),
                                        'noise')
+    # The channels the preset was trained on (its saved parameters).
+    estimator = adl.get_estimator(preset)
     if preset == 'lens-finder':
-        x = with_residuals(x)
+        x = finder_channels(x, colour=estimator.colour_residual)
+    elif estimator.residuals:
+        x = finder_channels(x)
     return [x, conditions]
 
 

@@ -32,7 +32,13 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
     draws), then ``class`` (the most probable), ``entropy`` (of the mean
     probabilities, nats) and ``mutual_information`` (its epistemic part:
     entropy of the mean minus mean entropy of the draws; Gal 2016).
-    `predict_stamps` takes stamps ``(N, size, size[, bands])`` and
+    The probabilities are calibrated for the class fractions of the
+    simulated calibration set; ``class_prior`` (one fraction per class, a
+    sequence in ``classes`` order or a dict, as scikit-learn's
+    ``GaussianNB(priors=...)``) gives those of the population you measure
+    instead (Bayes' rule, draw by draw; Saerens et al. 2002): a field
+    where nine sources in ten are stars, or lenses that are one galaxy in
+    a thousand. `predict_stamps` takes stamps ``(N, size, size[, bands])`` and
     ``psf_fwhm`` (pixels, reference band).
 
     ``fit(stamps, labels, psf_fwhm=..., bands=None, ...)`` trains from
@@ -66,12 +72,13 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
     psf_jitter = 0.0
 
     def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
-                 dropout=0.25, scaling='flux'):
+                 dropout=0.25, scaling='flux', class_prior=None):
         self.stamp_size = stamp_size
         self.widths = widths
         self.dense = dense
         self.dropout = dropout
         self.scaling = scaling
+        self.class_prior = class_prior
 
     @property
     def output_names(self):
@@ -81,14 +88,69 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
     # -- state ---------------------------------------------------------------
 
     def _get_state(self):
-        return {'temperature': float(getattr(self, 'temperature_', 1.0))}
+        state = {'temperature': float(getattr(self, 'temperature_', 1.0))}
+        if getattr(self, 'training_prior_', None) is not None:
+            state['training_prior'] = [float(v) for v in
+                                       self.training_prior_]
+        return state
 
     def _set_state(self, state):
         self.temperature_ = float(state.get('temperature', 1.0))
+        if state.get('training_prior') is not None:
+            self.training_prior_ = [float(v)
+                                    for v in state['training_prior']]
+
+    def prior_weights(self):
+        """
+        The factors that turn the calibrated probabilities into those of a
+        population with ``class_prior``: ``class_prior`` over the class
+        fractions of the calibration set (``training_prior_``; equal
+        fractions if unknown), one per class; `None` when ``class_prior``
+        is `None`.
+
+        Raises
+        ------
+        ValueError
+            If ``class_prior`` is not one fraction in (0, 1) per class
+            (a sequence in ``classes`` order or a dict by class name)
+            summing to 1.
+        """
+        prior = self._class_prior_values()
+        if prior is None:
+            return None
+        n = len(self.classes)
+        trained = getattr(self, 'training_prior_', None)
+        return prior / np.asarray(trained if trained is not None
+                                  else np.full(n, 1.0 / n), np.float64)
+
+    def _class_prior_values(self):
+        """``class_prior`` checked, as an array in class order (or None)."""
+        prior = self.class_prior
+        if prior is None:
+            return None
+        n = len(self.classes)
+        if isinstance(prior, dict):
+            if sorted(prior) != sorted(self.classes):
+                msg = (f'class_prior must give a fraction for each of '
+                       f'{self.classes}, got keys {sorted(prior)}')
+                raise ValueError(msg)
+            prior = [prior[name] for name in self.classes]
+        try:
+            values = np.asarray(prior, np.float64)
+        except (TypeError, ValueError):
+            values = np.array([])
+        if (values.shape != (n,) or not np.all(np.isfinite(values))
+                or np.any(values <= 0) or np.any(values >= 1)
+                or abs(values.sum() - 1.0) > 1e-6):
+            msg = (f'class_prior must be {n} fractions in (0, 1), one per '
+                   f'class of {self.classes}, summing to 1; got {prior!r}')
+            raise ValueError(msg)
+        return values
 
     # -- hooks of the source-stamps family -----------------------------------
 
     def _prepare(self, stamps, errors, context):
+        self.prior_weights()  # a bad class_prior fails before the network
         psf = context.psf_fwhm[context.usable]
         context.aux['psf_fwhm'] = psf
         arrays, npix = net.input_arrays(
@@ -101,6 +163,11 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         if context.options['tta']:
             raw = pool_views(raw)
         probabilities = net.softmax(raw, getattr(self, 'temperature_', 1.0))
+        weights = self.prior_weights()
+        if weights is not None:
+            # Bayes' rule for another population, draw by draw.
+            probabilities = probabilities * weights
+            probabilities /= probabilities.sum(-1, keepdims=True)
         values = {name: probabilities[..., k]
                   for k, name in enumerate(self.output_names)}
         zeros = {key: np.zeros_like(value) for key, value in values.items()}
@@ -132,6 +199,9 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         return {'classes': list(self.classes), 'bands': list(context.bands),
                 'tta': context.options['tta'],
                 'temperature': float(getattr(self, 'temperature_', 1.0)),
+                'class_prior': (None if self.class_prior is None else dict(
+                    zip(self.classes,
+                        self._class_prior_values().tolist()))),
                 'entropy_unit': 'nat'}
 
     # -- hooks of TrainableMixin ---------------------------------------------
@@ -275,6 +345,9 @@ class StarGalaxyClassifier(SourceClassifier):
     scaling : {'flux', 'noise', 'hybrid'}, optional
         How stamps are scaled for the network (see
         ``classification.network.network_inputs``); default ``'hybrid'``.
+    class_prior : sequence or dict, optional
+        Fractions of stars and galaxies among the sources measured
+        (default: those of the simulations, half and half).
 
     Examples
     --------
@@ -291,9 +364,10 @@ class StarGalaxyClassifier(SourceClassifier):
     classes = ('star', 'galaxy')
 
     def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
-                 dropout=0.25, scaling='hybrid'):
+                 dropout=0.25, scaling='hybrid', class_prior=None):
         super().__init__(stamp_size=stamp_size, widths=widths, dense=dense,
-                         dropout=dropout, scaling=scaling)
+                         dropout=dropout, scaling=scaling,
+                         class_prior=class_prior)
 
 
 class GalaxyMorphology(SourceClassifier):
@@ -345,6 +419,7 @@ class GalaxyMorphology(SourceClassifier):
                'unclassifiable')
 
     def __init__(self, stamp_size=48, widths=(16, 32, 64), dense=128,
-                 dropout=0.25, scaling='flux'):
+                 dropout=0.25, scaling='flux', class_prior=None):
         super().__init__(stamp_size=stamp_size, widths=widths, dense=dense,
-                         dropout=dropout, scaling=scaling)
+                         dropout=dropout, scaling=scaling,
+                         class_prior=class_prior)

@@ -32,13 +32,13 @@ PRESET_SHA256 = {
     },
     'lens-finder': {
         'config.json':
-            '036bba182ab559206bb47b3b41e9f8d74ce5fa364eb951fe65621a16ca472530',
+            '44537f4967d4848e91090a4f6f62798c7b667b706165a1dd121437ddd43ade76',
         'model.keras':
             '29effcdd37cb29eee1c3c209d7f2b722aa5c5e7ccea0475804d6db9da0b1a432',
     },
     'lens-parameters': {
         'config.json':
-            '367fe0c4ebf32a881d4a33041206dad608a412d8e9614345fecdba64922b631c',
+            'ebb949e3d28795bfeb6bae82fe770db12103a74dd1790a6bc384161bff6671b4',
         'model.keras':
             'c270458a943a26d38bf5c4e1399e2cb713f89f22947425dfe7cc61a7431c50ef',
     },

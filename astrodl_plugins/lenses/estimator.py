@@ -24,12 +24,18 @@ from ..core.stamps import SourceStampEstimator
 from ..training.mixin import TrainableMixin, TrainingTask
 from . import network as net
 
-__all__ = ['LensFinder', 'LensParameters']
+__all__ = ['LensFinder', 'LensParameters', 'SURVEY_LENS_FRACTION']
 
 _FRAME_DOC = ('e1, e2 (SIE ellipticity, (1 - q) / (1 + q) times cos/sin '
               'of twice the major-axis angle) and gamma1, gamma2 (external '
               'shear) are in the pixel frame, angles counter-clockwise '
               'from +x (lenstronomy conventions)')
+
+
+#: The default fraction of lenses among the sources given to the lens
+#: finder: of order one in a thousand massive galaxies (Collett 2015;
+#: Metcalf et al. 2019), fewer among all the sources of a survey.
+SURVEY_LENS_FRACTION = 1e-3
 
 
 class LensFinder(SourceClassifier):
@@ -43,7 +49,17 @@ class LensFinder(SourceClassifier):
     ``positions`` or a ``segmentation_image``). Works with any subset of
     the bands ``g``, ``r``, ``i`` (one band too: trained on random band
     subsets). The probabilities are temperature-calibrated on held-out
-    simulations; sort by ``p_lens`` and inspect the top candidates.
+    simulations and then given for the population the finder is run on:
+    ``class_prior`` defaults to one lens in a thousand sources
+    (`SURVEY_LENS_FRACTION`; strong lenses are of order one in a thousand
+    massive galaxies and rarer among all sources), so ``p_lens`` is the
+    probability that this source is a lens, not the score of a balanced
+    test set, and a ``p_lens`` above 0.5 needs evidence a thousand times
+    stronger than a coin flip. For a preselected sample pass its own
+    fraction (``class_prior=(0.1, 0.9)``); for the score of the balanced
+    simulations, ``class_prior=None``. The ranking, and every metric of
+    the model card, are the same for any prior: sort by ``p_lens`` and
+    inspect the top candidates.
 
     The shipped preset ``'lens-finder'`` was trained by ``astrodl train
     lens-finder`` on lenstronomy simulations
@@ -70,6 +86,14 @@ class LensFinder(SourceClassifier):
         How stamps are scaled for the network (see
         ``classification.network.network_inputs``); default ``'noise'``
         (faint arcs stay linear next to a bright deflector).
+    colour_residual : bool, optional
+        Add the colour-difference image (bluest band minus the scaled
+        reddest, which removes the deflector's light; ``lenses.network.
+        colour_residual``) to the input channels.
+    class_prior : sequence or dict, optional
+        Fractions of lenses and non-lenses among the sources measured;
+        default ``(SURVEY_LENS_FRACTION, 1 - SURVEY_LENS_FRACTION)``;
+        `None` for those of the calibration simulations.
 
     Examples
     --------
@@ -86,15 +110,21 @@ class LensFinder(SourceClassifier):
     classes = ('lens', 'non_lens')
 
     def __init__(self, stamp_size=48, widths=(16, 32, 64), blocks=(1, 2, 2),
-                 dense=128, dropout=0.25, scaling='noise'):
+                 dense=128, dropout=0.25, scaling='noise',
+                 colour_residual=True,
+                 class_prior=(SURVEY_LENS_FRACTION,
+                              1.0 - SURVEY_LENS_FRACTION)):
         super().__init__(stamp_size=stamp_size, widths=widths, dense=dense,
-                         dropout=dropout, scaling=scaling)
+                         dropout=dropout, scaling=scaling,
+                         class_prior=class_prior)
         self.blocks = blocks
+        self.colour_residual = colour_residual
 
     def _build_network(self):
         """A new residual network with two logits."""
         return net.build_resnet(self.stamp_size, len(self.classes),
-                                channels=2 * len(self.bands),
+                                channels=2 * len(self.bands)
+                                + int(bool(self.colour_residual)),
                                 widths=self.widths, blocks=self.blocks,
                                 dense=self.dense, dropout=self.dropout,
                                 name='lens_finder')
@@ -102,7 +132,7 @@ class LensFinder(SourceClassifier):
     def _prepare(self, stamps, errors, context):
         """The classifiers' inputs, with the point-symmetric residuals."""
         x, conditions = super()._prepare(stamps, errors, context)
-        return [net.with_residuals(x), conditions]
+        return [net.finder_channels(x, self.colour_residual), conditions]
 
     def _training_tasks(self, train, validation, *, new, augment, seed):
         """
@@ -116,10 +146,12 @@ class LensFinder(SourceClassifier):
 
         def prepare(inputs, targets, rng):
             (x, conditions), targets = inner(inputs, targets, rng)
-            return [net.with_residuals(x), conditions], targets
+            return [net.finder_channels(x, self.colour_residual),
+                    conditions], targets
 
         (x, conditions), targets = task.validation
-        task.validation = ([net.with_residuals(x), conditions], targets)
+        task.validation = ([net.finder_channels(x, self.colour_residual),
+                            conditions], targets)
         task.prepare = prepare
         task.batch_size = 128
         return tasks
@@ -167,6 +199,10 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
         MC-dropout rate.
     scaling : {'noise', 'flux', 'hybrid'}, optional
         Stamp scaling, as for `LensFinder`.
+    residuals : bool, optional
+        Add the finder's point-symmetric and colour-difference residuals
+        (``lenses.network.finder_channels``), where the arcs stand out,
+        to the input channels.
 
     Notes
     -----
@@ -204,13 +240,18 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
     range_margins = {'psf_fwhm': (0.05, 0.05), 'theta_e': (0.1, 0.05)}
 
     def __init__(self, stamp_size=48, widths=(16, 32, 64), blocks=(1, 2, 2),
-                 dense=128, dropout=0.1, scaling='noise'):
+                 dense=128, dropout=0.1, scaling='noise', residuals=True):
         self.stamp_size = stamp_size
         self.widths = widths
         self.blocks = blocks
         self.dense = dense
         self.dropout = dropout
         self.scaling = scaling
+        self.residuals = residuals
+
+    def _channels(self, x):
+        """The network's input channels of scaled stamps ``x``."""
+        return net.finder_channels(x) if self.residuals else x
 
     # -- fitted state ----------------------------------------------------------
 
@@ -279,9 +320,10 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
         context.aux['origin'] = origin
         arrays, npix = cnet.input_arrays(
             cnet.to_model_bands(stamps, context.bands), psf)
-        return cnet.scaled_inputs(arrays, npix,
-                                  cnet.present_bands(stamps, context.bands),
-                                  self.scaling)
+        x, conditions = cnet.scaled_inputs(
+            arrays, npix, cnet.present_bands(stamps, context.bands),
+            self.scaling)
+        return [self._channels(x), conditions]
 
     def _decode(self, raw, context, rng):
         """
@@ -417,7 +459,8 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
             if augment:
                 x, k, flip = random_dihedral(x, rng)
                 batch_targets = net.dihedral_targets(batch_targets, k, flip)
-            return [x, conditions], (batch_targets - mean) / std
+            return [self._channels(x), conditions], (batch_targets
+                                                     - mean) / std
 
         def prepare_validation(inputs, batch_targets, rng):
             return inputs, (batch_targets - mean) / std
@@ -425,13 +468,17 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
         def build():
             return net.build_resnet(
                 self.stamp_size, 2 * len(net.TARGET_NAMES),
+                channels=(2 * len(self.bands) + 1 if self.residuals
+                          else None),
                 widths=self.widths, blocks=self.blocks, dense=self.dense,
                 dropout=self.dropout, name='lens_parameters')
 
+        val_x, val_conditions = cnet.scaled_inputs(val_arrays, npix,
+                                                   val_present, scaling)
         return [TrainingTask(
             'model', build, train=([*arrays, present], targets),
-            validation=(cnet.scaled_inputs(val_arrays, npix, val_present,
-                                           scaling), validation[1]),
+            validation=([self._channels(val_x), val_conditions],
+                        validation[1]),
             loss=GaussianBetaNLL(0.5), prepare=prepare,
             prepare_validation=prepare_validation, epochs=20,
             batch_size=256, patience=4, learning_rate=1e-3)]

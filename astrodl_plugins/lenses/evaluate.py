@@ -24,9 +24,10 @@ from ..classification.evaluate import (
     roc_auc,
     roc_curve,
 )
-from .network import with_residuals
+from .network import finder_channels
 
-__all__ = ['FINDER_BAND_SETS', 'finder_inputs',
+__all__ = ['FINDER_BAND_SETS', 'ARC_PIXELS_VISIBLE', 'findable',
+           'finder_inputs',
            'calibrate_finder_temperature', 'finder_scores', 'finder_metrics',
            'evaluate_finder', 'calibrate_parameter_errors',
            'evaluate_parameters', 'plot_roc', 'plot_negatives',
@@ -36,8 +37,26 @@ __all__ = ['FINDER_BAND_SETS', 'finder_inputs',
 FINDER_BAND_SETS = {'gri': ('g', 'r', 'i'), 'r': ('r',)}
 #: The cut of Lanusse et al. (2018): theta_E > 1.4 arcsec, S/N > 20.
 DEEPLENS_CUT = {'theta_e_arcsec': 1.4, 'snr': 20.0}
+#: Metcalf et al. (2019) counted a simulated lens as a lens only if its
+#: lensed images had at least this many pixels above 1 sigma of the noise
+#: (the simulator's ``arc_pixels``).
+ARC_PIXELS_VISIBLE = 20
 THETA_EDGES = (0.5, 1.0, 1.4, 2.0, 3.0)
 SNR_EDGES = (5, 10, 20, 50, 200)
+
+
+def findable(truth):
+    """
+    The stamps a finder can be asked to get right: every non-lens, and
+    the lenses whose arcs are visible (``arc_pixels`` at least
+    `ARC_PIXELS_VISIBLE`, Metcalf et al. 2019). Every stamp when the
+    truth has no ``arc_pixels``.
+    """
+    label = np.asarray(truth['label'])
+    if 'arc_pixels' not in truth.colnames:
+        return np.ones(len(label), bool)
+    return (label == 1) | (np.asarray(truth['arc_pixels'])
+                           >= ARC_PIXELS_VISIBLE)
 
 
 def finder_inputs(estimator, images, truth, present):
@@ -45,15 +64,17 @@ def finder_inputs(estimator, images, truth, present):
     arrays, npix = cnet.input_arrays(images, np.asarray(truth['psf_fwhm']))
     x, conditions = cnet.scaled_inputs(arrays, npix, present,
                                        estimator.scaling)
-    return [with_residuals(x), conditions]
+    return [finder_channels(x, getattr(estimator, 'colour_residual', False)),
+            conditions]
 
 
 def calibrate_finder_temperature(estimator, images, truth, *, n_samples=30,
                                  seed=0):
     """
     Fit ``estimator.temperature_`` on a validation set with random band
-    subsets (the training mixture); returns ``(temperature, ece_before,
-    ece_after)``.
+    subsets (the training mixture) and keep its class fractions as
+    ``estimator.training_prior_`` (what ``class_prior`` is relative to);
+    returns ``(temperature, ece_before, ece_after)``.
     """
     present = cnet.random_band_subsets(np.random.default_rng(seed),
                                        len(images))
@@ -66,6 +87,8 @@ def calibrate_finder_temperature(estimator, images, truth, *, n_samples=30,
     after = expected_calibration_error(mc_probabilities(logits, temperature),
                                        y)
     estimator.temperature_ = float(temperature)
+    estimator.training_prior_ = [float(np.mean(y == k))
+                                 for k in range(len(estimator.classes))]
     return float(temperature), before, after
 
 
@@ -104,7 +127,8 @@ def finder_metrics(p_lens, truth):
     metrics : dict
         ``auc``, ``tpr0``, ``tpr10``, ``threshold_fpr1`` (the score of the
         1 % false-positive rate), ``tpr_fpr1`` (all lenses) and
-        ``tpr_fpr1_cut`` (the DeepLens cut), ``auc_cut``, ``by_kind``
+        ``tpr_fpr1_cut`` (the DeepLens cut), ``auc_cut``, the same
+        ``_visible`` (lenses with visible arcs, `findable`), ``by_kind``
         (false-positive rate at that threshold and mean ``p_lens`` per
         class of non-lens), ``by_theta_e`` and ``by_snr`` (completeness).
     """
@@ -126,6 +150,14 @@ def finder_metrics(p_lens, truth):
     out['tpr_fpr1_cut'] = float(np.mean(p[cut] > threshold))
     out['tpr0_cut'] = _tpr_beyond(p[select], cut[select], 0)
     out['tpr10_cut'] = _tpr_beyond(p[select], cut[select], 9)
+    # Metcalf et al. (2019): lenses with invisible arcs are not lenses;
+    # here they are left out.
+    visible = findable(truth)
+    out['n_visible'] = int(np.sum(lens & visible))
+    out['auc_visible'] = roc_auc(lens[visible], p[visible])
+    out['tpr0_visible'] = _tpr_beyond(p[visible], lens[visible], 0)
+    out['tpr10_visible'] = _tpr_beyond(p[visible], lens[visible], 9)
+    out['tpr_fpr1_visible'] = float(np.mean(p[lens & visible] > threshold))
     out['by_kind'] = [
         {'kind': name, 'n': int(np.sum(kind == name)),
          'fpr_at_threshold': float(np.mean(p[kind == name] > threshold)),

@@ -13,7 +13,8 @@ stack of convolutions and poolings washes out.
 
 import numpy as np
 
-__all__ = ['build_resnet', 'with_residuals', 'PARAMETER_NAMES',
+__all__ = ['build_resnet', 'with_residuals', 'colour_residual',
+           'finder_channels', 'PARAMETER_NAMES',
            'TARGET_NAMES', 'encode_targets', 'decode_targets',
            'dihedral_targets']
 
@@ -131,6 +132,59 @@ def with_residuals(x, box=4):
                                  order=1, mode='constant', cval=0.0)
         residuals[i] = x[i] - turned
     return np.concatenate([x, residuals], axis=-1)
+
+
+def colour_residual(x, box=2):
+    """
+    The bluest band minus the reddest, scaled to cancel the central light.
+
+    The colour-difference image of RingFinder (Gavazzi et al. 2014): an
+    early-type deflector has nearly one colour, so the bluest band minus
+    the reddest scaled by their ratio in the central ``2 box + 1`` pixels
+    removes its light, and the blue arcs of a lensed star-forming source
+    stay, even where they are buried in the deflector's light. A stamp
+    with fewer than two bands (the others zero) gets zeros.
+
+    Parameters
+    ----------
+    x : `~numpy.ndarray`
+        ``(n, size, size, bands)`` scaled stamps, bands from blue to red,
+        absent bands zero.
+    box : int, optional
+        Half-side of the central box that sets the scale, pixels.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+        ``(n, size, size, 1)``.
+    """
+    x = np.asarray(x, np.float32)
+    n, size, _, bands = x.shape
+    out = np.zeros((n, size, size, 1), np.float32)
+    present = np.any(x != 0, axis=(1, 2))
+    middle = size // 2
+    window = slice(middle - box - 1, middle + box)
+    for i in np.flatnonzero(present.sum(axis=1) >= 2):
+        chosen = np.flatnonzero(present[i])
+        blue, red = x[i, :, :, chosen[0]], x[i, :, :, chosen[-1]]
+        core_red = red[window, window]
+        power = float(np.sum(core_red ** 2))
+        ratio = (float(np.sum(blue[window, window] * core_red)) / power
+                 if power > 0 else 0.0)
+        out[i, :, :, 0] = blue - max(ratio, 0.0) * red
+    return out
+
+
+def finder_channels(x, colour=True):
+    """
+    The lens finder's input channels: the stamps, their point-symmetric
+    residuals (`with_residuals`) and, if ``colour``, the colour-difference
+    image (`colour_residual`).
+    """
+    channels = with_residuals(x)
+    if colour:
+        channels = np.concatenate([channels, colour_residual(x)], axis=-1)
+    return channels
 
 
 def encode_targets(theta_e, e1, e2, gamma1, gamma2, dx, dy):

@@ -391,6 +391,7 @@ def _draw_chunk(args):
     n = len(params['kind'])
     images = np.empty((n, size, size, len(bands)), dtype=np.float32)
     fluxes = np.zeros((n, 2))
+    visibility = np.zeros((n, 2))
     ref = 'r' if 'r' in bands else bands[0]
     order = sorted(range(len(bands)), key=lambda b: bands[b] != ref)
     fine = size * _SUPER
@@ -418,6 +419,7 @@ def _draw_chunk(args):
                                    method='no_pixel').array
             kernel /= kernel.sum()
             image = np.zeros((size, size))
+            drawn = {}
             for k, group in enumerate(('main', 'feature')):
                 if not scene.parts[group]:
                     continue
@@ -431,7 +433,10 @@ def _draw_chunk(args):
                         unit ** 2))
                     fluxes[i, k] = scales[group] * np.sum(
                         scene.band(group, band))
-                image += unit * scales[group]
+                drawn[group] = unit * scales[group]
+                image += drawn[group]
+            if band == ref and 'feature' in drawn:
+                visibility[i] = _visibility(drawn, var_ref)
             sigma = np.sqrt(params[f'sky_level_{band}'][i]
                             + params[f'read_noise_{band}'][i] ** 2)
             if params['nebulosity'][i]:
@@ -445,7 +450,23 @@ def _draw_chunk(args):
                     deviate, sky_level=params[f'sky_level_{band}'][i],
                     gain=1.0, read_noise=params[f'read_noise_{band}'][i]))
             images[i, :, :, b] = gs_image.array
-    return images, fluxes
+    return images, fluxes, visibility
+
+
+def _visibility(drawn, var_sky):
+    """
+    ``(arc_pixels, arc_contrast)`` of the feature in the reference band:
+    its pixels above 1 sigma of the pixel noise (sky, read and the photon
+    noise of all the light), the criterion of Metcalf et al. (2019), and
+    its share of the light in those pixels.
+    """
+    feature = drawn['feature']
+    total = feature + drawn.get('main', 0.0)
+    above = feature > np.sqrt(var_sky + np.clip(total, 0.0, None))
+    if not above.any():
+        return 0.0, 0.0
+    return float(above.sum()), float(feature[above].sum()
+                                     / total[above].sum())
 
 
 def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
@@ -498,8 +519,12 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
         ``x_lens``, ``y_lens`` (pix from the stamp centre),
         ``pixel_scale``, ``psf_fwhm`` (pix, reference band),
         ``psf_kind``, ``source_r_eff`` (pix), ``galaxy_r_eff`` (pix),
-        ``flux_main`` and ``flux_feature`` (reference band) and the noise
-        of each band.
+        ``flux_main`` and ``flux_feature`` (reference band),
+        ``arc_pixels`` (pixels where the lensed source, or the negative's
+        feature, is above 1 sigma of the pixel noise including the photon
+        noise of the deflector: the visibility criterion of Metcalf et al.
+        2019), ``arc_contrast`` (the feature's share of the light in those
+        pixels) and the noise of each band.
 
     Examples
     --------
@@ -584,6 +609,7 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
     results = run_jobs(_draw_chunk, jobs, n_processes)
     images = np.concatenate([result[0] for result in results])
     fluxes = np.concatenate([result[1] for result in results])
+    visibility = np.concatenate([result[2] for result in results])
     truth = QTable()
     truth['label'] = label
     truth['class'] = np.asarray(LENS_CLASSES)[label]
@@ -600,6 +626,8 @@ def simulate_lens_stamps(n_stamps, *, seed, stamp_size=48, bands=BANDS,
         truth[key] = params[key]
     truth['flux_main'] = fluxes[:, 0]
     truth['flux_feature'] = fluxes[:, 1]
+    truth['arc_pixels'] = visibility[:, 0].astype(np.int64)
+    truth['arc_contrast'] = visibility[:, 1]
     for band in bands:
         truth[f'noise_{band}'] = np.sqrt(params[f'sky_level_{band}']
                                          + params[f'read_noise_{band}'] ** 2)

@@ -312,3 +312,93 @@ def test_residual_channels_remove_point_symmetric_light():
     on_arc = arc > 0.5
     assert out[1, ..., 1][on_arc].mean() > 0.2
     assert np.abs(out[0, ..., 1][on_arc]).max() < 0.05
+
+
+def test_colour_residual_removes_a_one_colour_deflector():
+    size = 24
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    galaxy = np.exp(-0.5 * (xx ** 2 + yy ** 2) / 4.0)
+    arc = np.exp(-0.5 * ((np.hypot(xx, yy) - 7.0) ** 2 / 0.5)) * (xx > 2)
+    red = np.stack([0.5 * galaxy, galaxy, 1.6 * galaxy], axis=-1)
+    blue_arc = np.stack([arc, 0.6 * arc, 0.3 * arc], axis=-1)
+    x = np.stack([red, red + blue_arc])
+    out = net.colour_residual(x)
+    assert out.shape == (2, size, size, 1)
+    # The deflector (one colour) cancels; the blue arc stays.
+    assert np.abs(out[0]).max() < 1e-5
+    assert out[1, ..., 0][arc > 0.5].mean() > 0.5
+    # Fewer than two bands: zeros; two bands: bluest minus reddest.
+    one = x.copy()
+    one[..., [0, 2]] = 0.0
+    assert not net.colour_residual(one).any()
+    two = x.copy()
+    two[..., 0] = 0.0
+    assert np.abs(net.colour_residual(two)[0]).max() < 1e-5
+    channels = net.finder_channels(x)
+    assert channels.shape == (2, size, size, 7)
+    assert net.finder_channels(x, colour=False).shape == (2, size, size, 6)
+
+
+def test_simulator_reports_arc_visibility(lens_data):
+    from astrodl_plugins.lenses.evaluate import ARC_PIXELS_VISIBLE, findable
+
+    _, truth = lens_data
+    arcs = np.asarray(truth['arc_pixels'])
+    contrast = np.asarray(truth['arc_contrast'])
+    assert (arcs >= 0).all() and ((contrast >= 0) & (contrast <= 1)).all()
+    # No feature, no arc pixels.
+    plain = np.isin(truth['kind'], ['elliptical', 'spiral', 'edge_on'])
+    assert not arcs[plain].any()
+    lens = np.asarray(truth['label']) == 0
+    keep = findable(truth)
+    assert keep[~lens].all()
+    np.testing.assert_array_equal(keep[lens],
+                                  arcs[lens] >= ARC_PIXELS_VISIBLE)
+    # Bright arcs far from the deflector are visible.
+    from astrodl_plugins.simulate import simulate_lens_stamps
+
+    _, bright = simulate_lens_stamps(
+        8, seed=6, n_processes=1, lens_fraction=1.0,
+        ranges={'snr': (150, 200), 'galaxy_snr': (30, 40),
+                'theta_e_arcsec': (2.0, 2.5)})
+    assert (np.asarray(bright['arc_pixels']) >= ARC_PIXELS_VISIBLE).all()
+
+
+def test_finder_class_prior_is_bayes_rule(tiny_finder, lens_data):
+    images, truth = lens_data
+    kwargs = {'psf_fwhm': truth['psf_fwhm'][:16], 'n_samples': 1, 'seed': 1}
+    finder = LensFinder(stamp_size=STAMP)
+    assert finder.class_prior == (1e-3, 1 - 1e-3)
+    params = tiny_finder.get_params()
+    assert params['class_prior'] == (1e-3, 1 - 1e-3)
+    try:
+        tiny_finder.set_params(class_prior=None)
+        balanced = tiny_finder.predict_stamps(images[:16], **kwargs)
+        assert balanced.meta['class_prior'] is None
+        tiny_finder.set_params(class_prior={'lens': 0.1, 'non_lens': 0.9})
+        rare = tiny_finder.predict_stamps(images[:16], **kwargs)
+        assert rare.meta['class_prior'] == {'lens': 0.1, 'non_lens': 0.9}
+    finally:
+        tiny_finder.set_params(class_prior=(1e-3, 1 - 1e-3))
+    # One draw: the odds change by the ratio of the priors exactly.
+    p, q = np.asarray(balanced['p_lens']), np.asarray(rare['p_lens'])
+    trained = getattr(tiny_finder, 'training_prior_', None) or [0.5, 0.5]
+    factor = (0.1 / 0.9) / (trained[0] / trained[1])
+    np.testing.assert_allclose(q / (1 - q), factor * p / (1 - p), rtol=1e-6)
+    assert (q < p).all()
+
+
+@pytest.mark.parametrize('prior', [
+    (0.5,), (0.6, 0.6), (0.0, 1.0), {'lens': 0.5}, {'lens': 0.5, 'x': 0.5},
+    'rare', (np.nan, 0.5)])
+def test_finder_refuses_bad_class_priors(tiny_finder, lens_data, prior):
+    images, truth = lens_data
+    original = tiny_finder.class_prior
+    tiny_finder.set_params(class_prior=prior)
+    try:
+        with pytest.raises(ValueError, match='class_prior'):
+            tiny_finder.predict_stamps(images[:2],
+                                       psf_fwhm=truth['psf_fwhm'][:2],
+                                       n_samples=1)
+    finally:
+        tiny_finder.set_params(class_prior=original)

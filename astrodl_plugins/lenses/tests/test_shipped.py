@@ -72,9 +72,12 @@ def test_parameters_with_the_finder_on_a_tile(tile):
     estimator = adl.get_estimator('lens-parameters')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
+        # The tile is half lenses: the finder is told so.
+        finder = adl.get_estimator('lens-finder').set_params(
+            class_prior=(0.5, 0.5))
         table = estimator.predict(images, bands=('g', 'r', 'i'),
                                   positions=positions, n_samples=10, seed=0,
-                                  finder=True)
+                                  finder=finder)
     assert table['theta_e'].unit == u.arcsec
     lens = np.asarray(truth['label']) == 0
     flagged = (np.asarray(table['flag']) & SourceFlags.NOT_LENS) > 0
@@ -95,6 +98,28 @@ def test_cli_lens_parameters_with_the_finder(tile, tmp_path, capsys):
     assert {'theta_e', 'theta_e_err', 'p_lens', 'sky_centroid'} <= set(
         table.colnames)
     assert table['theta_e'].unit == u.arcsec
+    # --class-prior goes to the finder run alongside: same ranking,
+    # higher p_lens for a half-lens population than for the survey default.
+    half = tmp_path / 'half.ecsv'
+    assert main(['predict', 'lens-parameters', *paths, '--bands', 'g', 'r',
+                 'i', '--with', 'lens-finder', '--class-prior', '0.5', '0.5',
+                 '--n-samples', '5', '--output', str(half)]) == 0
+    half = QTable.read(half)
+    assert (half['p_lens'] > table['p_lens']).all()
+    assert half.meta['finder']['name'] == 'lens-finder'
+
+
+@pytest.mark.parametrize(('argv', 'message'), [
+    (['galaxy-structure', '--class-prior', '0.5', '0.5'], 'for classifiers'),
+    (['lens-finder', '--class-prior', '0.2', '0.2'], 'summing to 1'),
+    (['lens-finder', '--class-prior', '1'], '2 fractions'),
+    (['lens-finder', '--class-prior', '0', '1'], 'must be a finite number'),
+])
+def test_cli_refuses_bad_class_priors(tile, tmp_path, capsys, argv, message):
+    _, _, paths = tile
+    assert main(['predict', argv[0], paths[1], *argv[1:], '--output',
+                 str(tmp_path / 'x.ecsv')]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_cli_refuses_with_for_other_estimators(tile, tmp_path, capsys):
