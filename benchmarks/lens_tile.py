@@ -166,7 +166,9 @@ def plot_candidates(images, table, params, truth, found, path, n=8):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--n-sources', type=int, default=144)
-    parser.add_argument('--lens-fraction', type=float, default=0.1)
+    parser.add_argument('--lens-fraction', type=float, default=0.1,
+                        help='fraction of lenses in the tile (also the '
+                        "finder's class_prior for the second count)")
     parser.add_argument('--seed', type=int, default=21)
     parser.add_argument('--threshold', type=float, default=0.5,
                         help='p_lens of a candidate')
@@ -186,25 +188,39 @@ def main():
                                         lens_fraction=args.lens_fraction)
     subtracted, segm = detect(images)
     finder = LensFinder.from_preset(args.finder)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        table = finder.predict(subtracted, bands=('g', 'r', 'i'),
-                               segmentation_image=segm, n_samples=50,
-                               seed=0)
+    n_lenses = int(np.sum(truth['label'] == 0))
+    tables = {}
+    # The finder's default prior (lenses one in a thousand), and the
+    # tile's own lens fraction (what a user of a preselected sample knows).
+    tile_prior = (args.lens_fraction, 1.0 - args.lens_fraction)
+    for name, prior in (('survey prior', finder.class_prior),
+                        ("the tile's lens fraction", tile_prior)):
+        finder.set_params(class_prior=prior)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            tables[name] = finder.predict(subtracted, bands=('g', 'r', 'i'),
+                                          segmentation_image=segm,
+                                          n_samples=50, seed=0)
+    table = tables["the tile's lens fraction"]
     found = match(table, truth)
     is_lens = np.array([index >= 0 and truth['label'][index] == 0
                         for index in found])
-    n_lenses = int(np.sum(truth['label'] == 0))
-    p = np.nan_to_num(np.asarray(table['p_lens']))
     good = np.asarray(table['flag']) == 0
     print(f'{len(truth)} sources ({n_lenses} lenses), {len(table)} '
           f'segments detected, {int(good.sum())} unflagged')
+    for name, each in tables.items():
+        p = np.nan_to_num(np.asarray(each['p_lens']))
+        candidate = good & (p > args.threshold)
+        found_lenses = len(set(found[candidate & is_lens]))
+        prior = each.meta['class_prior']['lens']
+        print(f'{name} ({prior:g}): p_lens > {args.threshold}, unflagged: '
+              f'{int(candidate.sum())} candidates, '
+              f'{int(np.sum(candidate & is_lens))} of them lenses (purity '
+              f'{np.mean(is_lens[candidate]) if candidate.any() else 0:.2f}'
+              f', completeness {found_lenses / max(n_lenses, 1):.2f}); '
+              f'highest p_lens {p.max():.3f}')
+    p = np.nan_to_num(np.asarray(table['p_lens']))
     candidate = good & (p > args.threshold)
-    found_lenses = len(set(found[candidate & is_lens]))
-    print(f'p_lens > {args.threshold}, unflagged: {int(candidate.sum())} '
-          f'candidates, {int(np.sum(candidate & is_lens))} of them lenses '
-          f'(purity {np.mean(is_lens[candidate]) if candidate.any() else 0:.2f}'
-          f', completeness {found_lenses / max(n_lenses, 1):.2f})')
     order = np.argsort(-p)
     for k in (5, 10, 20):
         print(f'top {k} by p_lens: {int(is_lens[order[:k]].sum())} lenses')
@@ -212,7 +228,7 @@ def main():
              for index in found[candidate & ~is_lens]]
     if kinds:
         names, counts = np.unique(kinds, return_counts=True)
-        print('false candidates: ' + ', '.join(
+        print("false candidates at the tile's fraction: " + ', '.join(
             f'{name} {count}' for name, count in zip(names, counts)))
     # Lens parameters of the top candidates, the finder alongside.
     top = order[:max(int(candidate.sum()), 8)]

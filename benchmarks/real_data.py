@@ -174,7 +174,9 @@ def main():
 def lens_check(data_dir, figures=None, threshold=0.5, n_top=6, only=None):
     """
     lens-finder on every real field (one band, PSF estimated), as
-    ``astrodl predict lens-finder IMAGE`` runs it. None of these fields
+    ``astrodl predict lens-finder IMAGE`` runs it (its default prior, one
+    lens in a thousand sources), and again with the simulations' prior
+    (``class_prior=None``, about one in two) for comparison. None of these fields
     holds a known galaxy-scale lens: every unflagged row with ``p_lens``
     above ``threshold`` is a presumed false positive. Prints, per field,
     the rows, the fraction flagged (and why) and the fraction of
@@ -191,25 +193,33 @@ def lens_check(data_dir, figures=None, threshold=0.5, n_top=6, only=None):
         rows = [row for row in rows if only.lower() in row[0].lower()]
     header = (f"{'field':28s} {'rows':>5s} {'flagged':>8s} {'OOD':>6s} "
               f"{'range':>6s} {'PSF?':>6s} {f'p>{threshold} unflagged':>18s}"
-              f" {'max p unflagged':>16s}")
+              f" {'max p unflagged':>16s} {'same, prior 1/2':>18s}"
+              f" {'max, prior 1/2':>15s}")
     print(header)
     tops = []
+    balanced = adl.get_estimator('lens-finder').set_params(class_prior=None)
     for name, ccd, _, _ in rows:
         subtracted, segm, _ = subtract_background_and_detect(ccd,
                                                              deblend=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            table = finder.predict(subtracted, segmentation_image=segm,
-                                   n_samples=20, seed=0)
-        flag = np.asarray(table['flag'])
-        p = np.nan_to_num(np.asarray(table['p_lens']))
-        unflagged = flag == 0
-        calls = unflagged & (p > threshold)
+        counts = []
+        for each in (finder, balanced):
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                table = each.predict(subtracted, segmentation_image=segm,
+                                     n_samples=20, seed=0)
+            flag = np.asarray(table['flag'])
+            p = np.nan_to_num(np.asarray(table['p_lens']))
+            unflagged = flag == 0
+            calls = unflagged & (p > threshold)
+            highest = p[unflagged].max() if unflagged.any() else np.nan
+            counts.append(f'{np.sum(calls):7d} ({np.mean(calls):6.3f}) '
+                          f'{highest:15.3f}')
+            if each is finder:
+                kept = table, p, unflagged, flag
+        table, p, unflagged, flag = kept
         print(f'{name:28s} {len(table):5d} {np.mean(~unflagged):8.2f} '
               f'{np.mean(flag & 32 > 0):6.2f} {np.mean(flag & 4 > 0):6.2f} '
-              f'{np.mean(flag & 64 > 0):6.2f} '
-              f'{np.sum(calls):7d} ({np.mean(calls):6.3f}) '
-              f'{p[unflagged].max() if unflagged.any() else np.nan:16.3f}',
+              f'{np.mean(flag & 64 > 0):6.2f} {counts[0]} {counts[1]}',
               flush=True)
         if unflagged.any():
             # The figure shows the fields where something is unflagged.
@@ -245,11 +255,12 @@ def _plot_lens_candidates(tops, path, size=48):
             stamp = np.nan_to_num(stamp)
             ax.imshow(stamp, origin='lower', cmap='gray_r',
                       norm=simple_norm(stamp, 'asinh', percent=99.5))
-            ax.set_title(f"p {source['p_lens']:.2f}, flag {source['flag']}",
+            ax.set_title(f"p_lens {source['p_lens']:.2g}, flag {source['flag']}",
                          fontsize=7)
         axes[row, 0].set_ylabel(name.split(' (')[0], fontsize=7)
     figure.suptitle('lens-finder on real fields with unflagged rows: the '
-                    'highest p_lens among them', fontsize=9)
+                    'highest p_lens among them (default prior, one lens in '
+                    'a thousand)', fontsize=9)
     figure.savefig(path, dpi=80)
 
 
