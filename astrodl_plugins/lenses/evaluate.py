@@ -114,8 +114,13 @@ def _tpr_beyond(scores, positive, rank):
     """Fraction of positives scored above the ``rank``-th best negative."""
     negatives = np.sort(scores[~positive])[::-1]
     if len(negatives) <= rank:
-        return 1.0
-    return float(np.mean(scores[positive] > negatives[rank]))
+        return 1.0 if positive.any() else np.nan
+    return _above(scores[positive], negatives[rank])
+
+
+def _above(scores, threshold):
+    """Fraction of ``scores`` above ``threshold`` (NaN when empty)."""
+    return float(np.mean(scores > threshold)) if len(scores) else np.nan
 
 
 def finder_metrics(p_lens, truth):
@@ -143,11 +148,11 @@ def finder_metrics(p_lens, truth):
     out = {'n_lenses': int(lens.sum()), 'n_non_lenses': int((~lens).sum()),
            'auc': roc_auc(lens, p), 'tpr0': _tpr_beyond(p, lens, 0),
            'tpr10': _tpr_beyond(p, lens, 9), 'threshold_fpr1': threshold,
-           'tpr_fpr1': float(np.mean(p[lens] > threshold)),
+           'tpr_fpr1': _above(p[lens], threshold),
            'n_cut': int(cut.sum())}
     select = cut | ~lens
     out['auc_cut'] = roc_auc(cut[select], p[select])
-    out['tpr_fpr1_cut'] = float(np.mean(p[cut] > threshold))
+    out['tpr_fpr1_cut'] = _above(p[cut], threshold)
     out['tpr0_cut'] = _tpr_beyond(p[select], cut[select], 0)
     out['tpr10_cut'] = _tpr_beyond(p[select], cut[select], 9)
     # Metcalf et al. (2019): lenses with invisible arcs are not lenses;
@@ -157,10 +162,10 @@ def finder_metrics(p_lens, truth):
     out['auc_visible'] = roc_auc(lens[visible], p[visible])
     out['tpr0_visible'] = _tpr_beyond(p[visible], lens[visible], 0)
     out['tpr10_visible'] = _tpr_beyond(p[visible], lens[visible], 9)
-    out['tpr_fpr1_visible'] = float(np.mean(p[lens & visible] > threshold))
+    out['tpr_fpr1_visible'] = _above(p[lens & visible], threshold)
     out['by_kind'] = [
         {'kind': name, 'n': int(np.sum(kind == name)),
-         'fpr_at_threshold': float(np.mean(p[kind == name] > threshold)),
+         'fpr_at_threshold': _above(p[kind == name], threshold),
          'mean_p_lens': float(np.mean(p[kind == name])),
          'auc_vs_lenses': roc_auc(lens[(kind == name) | lens],
                                   p[(kind == name) | lens])}
@@ -168,14 +173,14 @@ def finder_metrics(p_lens, truth):
     out['by_theta_e'] = [
         {'min': lo, 'max': hi, 'n': int(np.sum(lens & (theta >= lo)
                                                 & (theta < hi))),
-         'tpr_fpr1': float(np.mean(p[lens & (theta >= lo) & (theta < hi)]
-                                   > threshold))}
+         'tpr_fpr1': _above(p[lens & (theta >= lo) & (theta < hi)],
+                            threshold)}
         for lo, hi in zip(THETA_EDGES[:-1], THETA_EDGES[1:])]
     out['by_snr'] = [
         {'min': lo, 'max': hi, 'n': int(np.sum(lens & (snr >= lo)
                                                 & (snr < hi))),
-         'tpr_fpr1': float(np.mean(p[lens & (snr >= lo) & (snr < hi)]
-                                   > threshold))}
+         'tpr_fpr1': _above(p[lens & (snr >= lo) & (snr < hi)],
+                            threshold)}
         for lo, hi in zip(SNR_EDGES[:-1], SNR_EDGES[1:])]
     return out
 

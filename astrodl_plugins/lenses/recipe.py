@@ -96,17 +96,18 @@ class LensFinderRecipe(ClassifierRecipe):
         did not count them as lenses). From scratch: the easy stage
         (``curriculum_epochs`` on the clear lenses and a random 1.5 times
         as many non-lenses), then every findable stamp at
-        ``full_learning_rate``; a fitted estimator: every findable stamp.
+        ``full_learning_rate``; a fitted estimator, or a training set
+        without clear lenses: every findable stamp.
         """
         train = _subset(train, findable(train[1]))
         validation = _subset(validation, findable(validation[1]))
+        easy = np.flatnonzero(_deeplens_cut(train[1]))
         if getattr(estimator, 'model_', None) is not None or not (
-                self.curriculum_epochs):
+                self.curriculum_epochs) or not easy.size:
             return super().fit_stage(estimator, train, validation, **kwargs)
         from ..training.recipe import join_histories
 
         images, truth = train
-        easy = np.flatnonzero(_deeplens_cut(truth))
         negatives = np.flatnonzero(np.asarray(truth['label']) == 1)
         rng = np.random.default_rng(kwargs.get('seed', 0))
         chosen = rng.choice(negatives, size=min(len(negatives),
@@ -146,7 +147,17 @@ class LensFinderRecipe(ClassifierRecipe):
         self._scores = metrics.pop('_scores')
         return {'calibration': {'temperature': temperature,
                                 'validation_ece_before': before,
-                                'validation_ece_after': after},
+                                'validation_ece_after': after,
+                                'training_prior': estimator.training_prior_},
+                'conventions': {
+                    'lens': 'a simulated lens with at least 20 pixels of '
+                            'lensed light above 1 sigma of the noise '
+                            '(Metcalf et al. 2019); the others are left out '
+                            'of training and calibration',
+                    'p_lens': 'probability for the population of '
+                              'class_prior (default: one lens in a '
+                              'thousand sources); the metrics below rank '
+                              'stamps and do not depend on it'},
                 'metrics': metrics, 'tables': _finder_tables(metrics),
                 'figures': {
                     'roc.png': 'ROC curves on the held-out set (bands gri '

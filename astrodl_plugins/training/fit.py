@@ -8,7 +8,17 @@ __all__ = ['fit_network', 'plot_history']
 
 
 class _Batches(keras.utils.PyDataset):
-    """Shuffled mini-batches, prepared (augmented) on the fly."""
+    """
+    Shuffled mini-batches, prepared (augmented) on the fly.
+
+    Training batches (``shuffle=True``) have an even number of rows: an odd
+    batch drops its last row (a new one each epoch, the order being
+    shuffled) and a one-row batch is doubled. TensorFlow 2.21's oneDNN
+    kernels corrupt memory in the backward pass of the residual networks
+    on odd batches (``free(): invalid pointer`` and segmentation faults
+    seen on 85-, 87- and 89-row batches, never on even ones; TensorFlow
+    issue 117700 is a sibling).
+    """
 
     def __init__(self, inputs, targets, batch_size, prepare, seed,
                  shuffle=True):
@@ -28,6 +38,8 @@ class _Batches(keras.utils.PyDataset):
     def __getitem__(self, index):
         rows = np.sort(self.order[index * self.batch_size:
                                   (index + 1) * self.batch_size])
+        if self.shuffle and len(rows) % 2:
+            rows = rows[:-1] if len(rows) > 1 else np.repeat(rows, 2)
         inputs = [x[rows] for x in self.inputs]
         targets = self.targets[rows]
         if self.prepare is not None:

@@ -402,3 +402,40 @@ def test_finder_refuses_bad_class_priors(tiny_finder, lens_data, prior):
                                        n_samples=1)
     finally:
         tiny_finder.set_params(class_prior=original)
+
+
+def test_finder_recipe_trains_on_findable_stamps(tmp_path):
+    """A tiny run of the lens-finder recipe: the card, the prior, reload."""
+    from astrodl_plugins.lenses.evaluate import findable
+    from astrodl_plugins.lenses.recipe import LensFinderRecipe
+
+    class Tiny(LensFinderRecipe):
+        curriculum_epochs = 1
+
+        def make_estimator(self):
+            return LensFinder(stamp_size=STAMP, widths=(4, 8),
+                              blocks=(1, 1), dense=8)
+
+        def simulate(self, n, seed, cache_dir=None):
+            return _simulate(n, seed)
+
+    recipe = Tiny()
+    validation = recipe.simulate(48, 2)
+    estimator = recipe.run(output=tmp_path / 'finder', n_train=96,
+                           n_validation=48, n_test=64, epochs=1, verbose=0)
+    card = estimator.card_
+    # Calibrated on the findable validation stamps; their lens fraction
+    # is what class_prior is relative to.
+    keep = findable(validation[1])
+    fraction = np.mean(np.asarray(validation[1]['label'])[keep] == 0)
+    assert estimator.training_prior_[0] == pytest.approx(fraction)
+    assert card['calibration']['training_prior'] == estimator.training_prior_
+    assert 'p_lens' in card['conventions']
+    metrics = card['metrics']['gri']
+    assert metrics['n_visible'] <= metrics['n_lenses']
+    assert 0.0 <= metrics['auc_visible'] <= 1.0
+    assert card['tables'][0]['header'][5] == 'AUC visible'
+    again = LensFinder.from_preset(tmp_path / 'finder')
+    assert again.training_prior_ == estimator.training_prior_
+    assert again.colour_residual is True
+    assert again.class_prior == (1e-3, 1 - 1e-3)
