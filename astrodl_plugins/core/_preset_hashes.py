@@ -32,9 +32,9 @@ PRESET_SHA256 = {
     },
     'lens-finder': {
         'config.json':
-            '44537f4967d4848e91090a4f6f62798c7b667b706165a1dd121437ddd43ade76',
+            '65679a6f8dc7f8fa5b841f5753469069166c5aac069aafb2aae6440aeb1f6751',
         'model.keras':
-            '29effcdd37cb29eee1c3c209d7f2b722aa5c5e7ccea0475804d6db9da0b1a432',
+            'a99dc17a744404bcb95572b6ff8b0d703d284f50934e53110057ae329528cb06',
     },
     'lens-parameters': {
         'config.json':

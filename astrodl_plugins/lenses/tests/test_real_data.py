@@ -33,7 +33,8 @@ def test_galactic_plane_stars_are_not_lenses():
     fraction, rows = _confident_lens_calls(
         read_shared('spitzer_example_image.fits'))
     assert rows > 1000
-    assert fraction <= 0.02
+    # Every row is flagged (PSF narrower than trained): none is a call.
+    assert fraction <= 0.005
 
 
 def test_hubble_deep_field_has_few_lens_calls():
@@ -41,4 +42,7 @@ def test_hubble_deep_field_has_few_lens_calls():
     hdf = skimage_data.hubble_deep_field().astype(np.float64).mean(axis=-1)
     fraction, rows = _confident_lens_calls(CCDData(hdf[::-1], unit='adu'))
     assert rows > 50
-    assert fraction <= 0.05
+    # At the default prior (one lens in a thousand) no row is a call
+    # (the highest p_lens is 0.005); the first finder, calibrated at one
+    # lens in two, called 2 % of them lenses at up to 0.86.
+    assert fraction <= 0.005
