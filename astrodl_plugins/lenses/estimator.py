@@ -202,7 +202,10 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
     residuals : bool, optional
         Add the finder's point-symmetric and colour-difference residuals
         (``lenses.network.finder_channels``), where the arcs stand out,
-        to the input channels.
+        to the input channels. Off in the shipped preset: trained with
+        them for 8 + 2 epochs the network measured theta_E to 18.7 %
+        against 16.7 % without them in 12 + 3 (see the docs' "Strong
+        lenses" page).
 
     Notes
     -----
@@ -240,7 +243,7 @@ class LensParameters(TrainableMixin, SourceStampEstimator):
     range_margins = {'psf_fwhm': (0.05, 0.05), 'theta_e': (0.1, 0.05)}
 
     def __init__(self, stamp_size=48, widths=(16, 32, 64), blocks=(1, 2, 2),
-                 dense=128, dropout=0.1, scaling='noise', residuals=True):
+                 dense=128, dropout=0.1, scaling='noise', residuals=False):
         self.stamp_size = stamp_size
         self.widths = widths
         self.blocks = blocks

@@ -439,3 +439,18 @@ def test_finder_recipe_trains_on_findable_stamps(tmp_path):
     assert again.training_prior_ == estimator.training_prior_
     assert again.colour_residual is True
     assert again.class_prior == (1e-3, 1 - 1e-3)
+
+
+def test_parameters_with_residual_channels(lens_data):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    images, truth = _simulate(48, 8, lens_fraction=1.0)
+    estimator = LensParameters(stamp_size=STAMP, widths=(4,), blocks=(1,),
+                               dense=8, residuals=True)
+    estimator.fit(images, truth, epochs=1, batch_size=16, seed=0)
+    assert estimator.model_.inputs[0].shape[-1] == 7
+    table = estimator.predict_stamps(images[:4, ..., 1], bands=('r',),
+                                     psf_fwhm=truth['psf_fwhm'][:4],
+                                     n_samples=3, seed=0)
+    assert np.isfinite(np.asarray(table['theta_e'])).all()
