@@ -2,6 +2,7 @@
 """Simulated training sets, cached on disk by (simulator, size, seed)."""
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ def cached_simulation(simulator, n_stamps, seed, cache_dir=None, **kwargs):
     Run ``simulator(n_stamps, seed=seed, **kwargs)`` or load its cached result.
 
     The simulators are deterministic given their seed, so a cache keyed on
-    the simulator's name, its arguments and the package version returns the
-    same data a fresh run would.
+    the simulator's name, its arguments and its code (the source files of
+    the simulator's package folder: a changed simulator, or a helper next
+    to it, misses the cache) returns the same data a fresh run would.
 
     Parameters
     ----------
@@ -41,7 +43,7 @@ def cached_simulation(simulator, n_stamps, seed, cache_dir=None, **kwargs):
     if cache_dir is None:
         return simulator(n_stamps, seed=seed, **kwargs)
     key = repr((simulator.__module__, simulator.__name__, n_stamps, seed,
-                sorted(kwargs.items())))
+                sorted(kwargs.items()), _source_digest(simulator)))
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cache_dir = Path(cache_dir)
     base = cache_dir / f'{simulator.__name__}-{digest}'
@@ -61,3 +63,19 @@ def cached_simulation(simulator, n_stamps, seed, cache_dir=None, **kwargs):
         np.savez(several, *arrays)
     truth.write(truth_path, overwrite=True)
     return (*arrays, truth)
+
+
+def _source_digest(simulator):
+    """
+    SHA-256 of the Python sources beside the simulator's module (its
+    package folder), so that a changed simulator is simulated again; an
+    editable install keeps its version number across such changes.
+    """
+    module = sys.modules.get(getattr(simulator, '__module__', ''))
+    path = getattr(module, '__file__', None)
+    digest = hashlib.sha256()
+    if path:
+        for source in sorted(Path(path).parent.glob('*.py')):
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]

@@ -102,3 +102,33 @@ class TestCachedSimulation:
         names = sorted(p.name.split('-')[0] for p in tmp_path.iterdir())
         assert names == ['fake_blends', 'fake_blends', 'fake_stamps',
                          'fake_stamps']
+
+
+def test_changed_simulator_code_misses_the_cache(tmp_path, monkeypatch):
+    """A simulator whose source changes is simulated again."""
+    import importlib
+
+    package = tmp_path / 'fake_simulators'
+    package.mkdir()
+    code = ('import numpy as np\n'
+            'from astropy.table import QTable\n'
+            'def simulate(n, seed=0):\n'
+            '    return np.full((n, 2), {value}), QTable({{"a": [1] * n}})\n')
+    (package / '__init__.py').write_text('')
+    (package / 'sim.py').write_text(code.format(value=1.0))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module('fake_simulators.sim')
+    first, _ = cached_simulation(module.simulate, 3, 0,
+                                 cache_dir=tmp_path / 'cache')
+    # A helper beside it changes: the key changes too.
+    (package / 'helper.py').write_text('VALUE = 2\n')
+    (package / 'sim.py').write_text(code.format(value=2.0))
+    module = importlib.reload(module)
+    second, _ = cached_simulation(module.simulate, 3, 0,
+                                  cache_dir=tmp_path / 'cache')
+    assert first[0, 0] == 1.0 and second[0, 0] == 2.0
+    assert len(list((tmp_path / 'cache').glob('*.npy'))) == 2
+    # Unchanged, it is found again.
+    again, _ = cached_simulation(module.simulate, 3, 0,
+                                 cache_dir=tmp_path / 'cache')
+    np.testing.assert_array_equal(again, second)
