@@ -308,6 +308,8 @@ def _predict(args):
         msg = (f'{args.estimator} measures one image; got '
                f'{len(args.image)}')
         raise ValueError(msg)
+    # Unreadable images and missing units are refused before TensorFlow.
+    ccds = [_read_ccd(path, args.unit) for path in args.image]
     _load_tensorflow(args.verbose)
     from .core.detection import subtract_background_and_detect
 
@@ -319,7 +321,6 @@ def _predict(args):
         companion.set_params(class_prior=tuple(args.class_prior))
         companions[prior_target] = companion
     kwargs = _check_bands(args, estimator, multiband)
-    ccds = [_read_ccd(path, args.unit) for path in args.image]
     # Detect on the reference band (r when given), subtract every band.
     reference = 0
     if args.bands and 'r' in args.bands:

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from astropy import units as u
 from astropy.table import QTable
@@ -43,14 +44,19 @@ class TestQuietAndFast:
             assert noise not in done.stderr
         assert 'sources measured' in done.stdout
 
-    @pytest.mark.parametrize('case', ['missing', 'not_fits', 'csv'])
+    @pytest.mark.parametrize('case', ['missing', 'not_fits', 'csv',
+                                      'no_unit'])
     def test_refused_fast_before_tensorflow(self, tmp_path, small_image,
                                             case):
+        from astropy.io import fits
+
         (tmp_path / 'notes.fits').write_text('not a FITS file\n')
+        fits.PrimaryHDU(np.zeros((16, 16))).writeto(tmp_path / 'bare.fits')
         image, output = {
             'missing': ('no_such.fits', 'o.ecsv'),
             'not_fits': ('notes.fits', 'o.ecsv'),
-            'csv': (str(small_image), 'o.csv')}[case]
+            'csv': (str(small_image), 'o.csv'),
+            'no_unit': ('bare.fits', 'o.ecsv')}[case]
         code = ('import sys; from astrodl_plugins.cli import main; '
                 f"rc = main(['predict', 'galaxy-structure', {image!r}, "
                 f"'--output', {output!r}]); "
