@@ -1,6 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """cached_simulation: simulated sets cached by (simulator, size, seed)."""
 
+import sys
+
 import numpy as np
 from astropy import units as u
 from astropy.table import QTable
@@ -116,17 +118,19 @@ def test_changed_simulator_code_misses_the_cache(tmp_path, monkeypatch):
             '    return np.full((n, 2), {value}), QTable({{"a": [1] * n}})\n')
     (package / '__init__.py').write_text('')
     (package / 'sim.py').write_text(code.format(value=1.0))
+    # No bytecode: a rewrite within the same second would load stale code.
+    monkeypatch.setattr(sys, 'dont_write_bytecode', True)
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module('fake_simulators.sim')
     first, _ = cached_simulation(module.simulate, 3, 0,
                                  cache_dir=tmp_path / 'cache')
     # A helper beside it changes: the key changes too.
     (package / 'helper.py').write_text('VALUE = 2\n')
-    (package / 'sim.py').write_text(code.format(value=2.0))
+    (package / 'sim.py').write_text(code.format(value=20.0))
     module = importlib.reload(module)
     second, _ = cached_simulation(module.simulate, 3, 0,
                                   cache_dir=tmp_path / 'cache')
-    assert first[0, 0] == 1.0 and second[0, 0] == 2.0
+    assert first[0, 0] == 1.0 and second[0, 0] == 20.0
     assert len(list((tmp_path / 'cache').glob('*.npy'))) == 2
     # Unchanged, it is found again.
     again, _ = cached_simulation(module.simulate, 3, 0,
