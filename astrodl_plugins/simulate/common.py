@@ -26,14 +26,8 @@ def require_galsim():
         GalSim is not installed; the message says how to install it (the
         ``train`` extra).
     """
-    try:
-        import galsim
-    except ImportError as error:
-        msg = ('simulating training sets and training need GalSim, which '
-               'a plain install does not include (prediction does not '
-               f'need it); install it with: {TRAIN_EXTRA_HINT}')
-        raise ImportError(msg, name='galsim') from error
-    return galsim
+    return _require('galsim', 'simulating training sets and training need '
+                    'GalSim')
 
 
 def require_lenstronomy():
@@ -46,14 +40,19 @@ def require_lenstronomy():
         lenstronomy is not installed; the message names the ``train``
         extra.
     """
+    return _require('lenstronomy', 'simulating lenses needs lenstronomy')
+
+
+def _require(name, need):
+    """Import ``name``, or raise an ImportError that names the extra."""
+    import importlib
+
     try:
-        import lenstronomy
+        return importlib.import_module(name)
     except ImportError as error:
-        msg = ('simulating lenses needs lenstronomy, which a plain install '
-               'does not include (prediction does not need it); install '
-               f'it with: {TRAIN_EXTRA_HINT}')
-        raise ImportError(msg, name='lenstronomy') from error
-    return lenstronomy
+        msg = (f'{need}, which a plain install does not include (prediction '
+               f'does not need it); install it with: {TRAIN_EXTRA_HINT}')
+        raise ImportError(msg, name=name) from error
 
 
 def loguniform(rng, low, high, size=None):

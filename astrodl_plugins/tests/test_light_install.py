@@ -52,24 +52,17 @@ SCRIPT = textwrap.dedent('''
     assert len(select_galaxies(catalog, psf_fwhm=3.0)) > 0
     print('demo', len(table))
 
-    from astrodl_plugins.simulate import simulate_galaxy_stamps
-    try:
-        simulate_galaxy_stamps(2, seed=0, n_processes=1)
-    except ImportError as error:
-        assert 'pip install "astrodl-plugins[train]"' in str(error), error
-        print('simulate refused')
-    else:
-        raise AssertionError('simulating without GalSim did not fail')
-
-    from astrodl_plugins.simulate import simulate_lens_stamps
-    try:
-        simulate_lens_stamps(2, seed=0, n_processes=1)
-    except ImportError as error:
-        assert 'pip install "astrodl-plugins[train]"' in str(error), error
-        print('lens simulation refused')
-    else:
-        raise AssertionError('simulating lenses without lenstronomy did '
-                             'not fail')
+    from astrodl_plugins.simulate import (simulate_galaxy_stamps,
+                                          simulate_lens_stamps)
+    for simulate, what in ((simulate_galaxy_stamps, 'simulate'),
+                           (simulate_lens_stamps, 'lens simulation')):
+        try:
+            simulate(2, seed=0, n_processes=1)
+        except ImportError as error:
+            assert 'pip install "astrodl-plugins[train]"' in str(error), error
+            print(what, 'refused')
+        else:
+            raise AssertionError(f'{what} without its extra did not fail')
 
     import contextlib
     import io
@@ -95,7 +88,8 @@ def test_predict_deblend_and_demo_without_training_extras(tmp_path):
         capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('predicted galaxy-structure', 'deblended', 'demo',
-                 'simulate refused', 'train refused'):
+                 'simulate refused', 'lens simulation refused',
+                 'train refused'):
         assert line in result.stdout
     assert sorted(p.name for p in (tmp_path / 'demo').iterdir()) == [
         'catalog.ecsv', 'demo.png', 'galaxies.reg']
