@@ -453,13 +453,13 @@ def _check_class_prior(args, estimator_class, companions):
         for keyword, name in companions.items()]
     for target, cls in targets:
         if hasattr(cls, 'prior_weights'):
-            classes = tuple(cls.classes)
-            if len(args.class_prior) != len(classes) or abs(
-                    sum(args.class_prior) - 1.0) > 1e-6:
-                msg = (f'--class-prior needs {len(classes)} fractions '
-                       f"summing to 1, one per class ({' '.join(classes)}); "
-                       f'got {args.class_prior}')
-                raise ValueError(msg)
+            from .classification.estimator import check_class_prior
+
+            try:
+                check_class_prior(args.class_prior, tuple(cls.classes))
+            except ValueError as error:
+                msg = f'--class-prior: {error}'
+                raise ValueError(msg) from None
             return target
     msg = (f'--class-prior is for classifiers; {args.estimator} has no '
            'classes (with lens-parameters, add --with lens-finder)')

@@ -19,7 +19,52 @@ from ..core.stamps import SourceStampEstimator
 from ..training.mixin import TrainableMixin, TrainingTask
 from . import network as net
 
-__all__ = ['SourceClassifier', 'StarGalaxyClassifier', 'GalaxyMorphology']
+__all__ = ['SourceClassifier', 'StarGalaxyClassifier', 'GalaxyMorphology',
+           'check_class_prior']
+
+
+def check_class_prior(prior, classes):
+    """
+    A classifier's ``class_prior`` as an array in ``classes`` order.
+
+    Parameters
+    ----------
+    prior : sequence, dict or None
+        One fraction per class (a sequence in ``classes`` order, or a dict
+        by class name).
+    classes : tuple of str
+        The classifier's classes.
+
+    Returns
+    -------
+    `~numpy.ndarray` or None
+        `None` for ``prior=None``.
+
+    Raises
+    ------
+    ValueError
+        If ``prior`` is not one fraction in (0, 1) per class summing to 1.
+    """
+    if prior is None:
+        return None
+    n = len(classes)
+    if isinstance(prior, dict):
+        if sorted(prior) != sorted(classes):
+            msg = (f'class_prior must give a fraction for each of '
+                   f'{tuple(classes)}, got keys {sorted(prior)}')
+            raise ValueError(msg)
+        prior = [prior[name] for name in classes]
+    try:
+        values = np.asarray(prior, np.float64)
+    except (TypeError, ValueError):
+        values = np.array([])
+    if (values.shape != (n,) or not np.all(np.isfinite(values))
+            or np.any(values <= 0) or np.any(values >= 1)
+            or abs(values.sum() - 1.0) > 1e-6):
+        msg = (f'class_prior must be {n} fractions in (0, 1), one per class '
+               f'of {tuple(classes)}, summing to 1; got {prior!r}')
+        raise ValueError(msg)
+    return values
 
 
 class SourceClassifier(TrainableMixin, SourceStampEstimator):
@@ -125,32 +170,12 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
 
     def _class_prior_values(self):
         """``class_prior`` checked, as an array in class order (or None)."""
-        prior = self.class_prior
-        if prior is None:
-            return None
-        n = len(self.classes)
-        if isinstance(prior, dict):
-            if sorted(prior) != sorted(self.classes):
-                msg = (f'class_prior must give a fraction for each of '
-                       f'{self.classes}, got keys {sorted(prior)}')
-                raise ValueError(msg)
-            prior = [prior[name] for name in self.classes]
-        try:
-            values = np.asarray(prior, np.float64)
-        except (TypeError, ValueError):
-            values = np.array([])
-        if (values.shape != (n,) or not np.all(np.isfinite(values))
-                or np.any(values <= 0) or np.any(values >= 1)
-                or abs(values.sum() - 1.0) > 1e-6):
-            msg = (f'class_prior must be {n} fractions in (0, 1), one per '
-                   f'class of {self.classes}, summing to 1; got {prior!r}')
-            raise ValueError(msg)
-        return values
+        return check_class_prior(self.class_prior, self.classes)
 
     # -- hooks of the source-stamps family -----------------------------------
 
     def _prepare(self, stamps, errors, context):
-        self.prior_weights()  # a bad class_prior fails before the network
+        self._class_prior_values()  # a bad prior fails before the network
         psf = context.psf_fwhm[context.usable]
         context.aux['psf_fwhm'] = psf
         arrays, npix = net.input_arrays(
