@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 __all__ = ['main']
 
@@ -547,6 +548,96 @@ def _deblend(args):
         print(f'{len(result.table)} sources measured; wrote {args.catalog}')
 
 
+def _transit(args):
+    import numpy as np
+
+    from .core.output import (
+        atomic_outputs,
+        check_output_path,
+        table_write_format,
+        write_table_file,
+    )
+    from .transits.io import read_light_curve
+
+    # Every check before the work, so that a run is not lost at the end.
+    output = table_format = None
+    if args.output is not None:
+        output = check_output_path(args.output, overwrite=args.overwrite,
+                                   name='--output')
+        table_format = table_write_format(output, args.format,
+                                          name='--output',
+                                          format_name='--format')
+    plot_dir = None
+    if args.plot:
+        plot_dir = Path(args.plot_dir or (os.path.dirname(str(output))
+                                          if output else '.') or '.')
+        if not plot_dir.is_dir():
+            msg = f'--plot-dir {str(plot_dir)!r} is not a directory'
+            raise ValueError(msg)
+        stems = [Path(path).stem for path in args.lightcurve]
+        existing = [p.name for stem in stems
+                    for p in plot_dir.glob(f'{stem}_candidate*.png')]
+        if existing and not args.overwrite:
+            msg = (f'plots {existing[:3]} exist in {str(plot_dir)!r}; give '
+                   '--overwrite to replace them')
+            raise ValueError(msg)
+    if (args.time_format is None) != (args.time_scale is None):
+        msg = '--time-format and --time-scale go together'
+        raise ValueError(msg)
+    # Unreadable files are refused before TensorFlow loads.
+    curves = [read_light_curve(path, time_format=args.time_format,
+                               time_scale=args.time_scale)
+              for path in args.lightcurve]
+    _load_tensorflow(args.verbose)
+    from . import get_estimator
+
+    estimator = get_estimator('transit')
+    if args.class_prior is not None:
+        estimator.set_params(class_prior=tuple(args.class_prior))
+    table = estimator.predict(
+        curves if len(curves) > 1 else curves[0], n_samples=args.n_samples,
+        seed=args.seed, method=args.method, period_min=args.period_min,
+        period_max=args.period_max, max_candidates=args.max_candidates)
+    names = [os.path.basename(str(path)) for path in args.lightcurve]
+    table.add_column([names[i] for i in table['index']], name='file',
+                     index=0)
+    table.meta['input_files'] = names
+    shown = table['file', 'candidate', 'period', 'duration', 'depth', 'snr',
+                  'p_planet', 'p_planet_err', 'flag']
+    for name in ('period', 'duration', 'depth', 'snr', 'p_planet',
+                 'p_planet_err'):
+        shown[name].info.format = '.4f' if name == 'period' else '.3g'
+    print(shown if len(table) else 'No transit-like signal found.')
+    planets = np.asarray(table['p_planet']) >= 0.5
+    unflagged = np.asarray(table['flag']) == 0
+    print(f'{len(table)} candidates in {len(curves)} light curves; '
+          f'{int(np.sum(planets & unflagged))} unflagged with p_planet >= '
+          '0.5')
+    if output is not None:
+        try:
+            with atomic_outputs([output],
+                                overwrite=args.overwrite) as temporaries:
+                write_table_file(table, temporaries[0], table_format)
+        except OSError as exc:
+            raise _write_failed(exc, [output]) from exc
+        print(f'wrote {args.output}')
+    if plot_dir is not None:
+        from .transits.io import plot_candidate
+
+        for row in table:
+            if row['flag'] & 8:  # UNUSABLE: nothing to draw
+                continue
+            stem = Path(args.lightcurve[row['index']]).stem
+            path = plot_dir / f"{stem}_candidate{int(row['candidate'])}.png"
+            try:
+                with atomic_outputs([path], overwrite=True) as temporaries:
+                    plot_candidate(curves[row['index']], row,
+                                   temporaries[0])
+            except OSError as exc:
+                raise _write_failed(exc, [path]) from exc
+            print(f'wrote {path}')
+
+
 #: The training recipe of each shipped preset (``module:object``, a
 #: `~astrodl_plugins.training.recipe.Recipe`).
 _TRAINERS = {
@@ -560,6 +651,7 @@ _TRAINERS = {
     'lens-finder': 'astrodl_plugins.lenses.recipe:RECIPES:lens-finder',
     'lens-parameters':
         'astrodl_plugins.lenses.recipe:RECIPES:lens-parameters',
+    'transit': 'astrodl_plugins.transits.recipe:RECIPES:transit',
 }
 
 
@@ -844,6 +936,46 @@ def _parser(with_names=True):
     deblend.set_defaults(func=_deblend)
 
     recipes = sorted(_TRAINERS)
+    transit = command('transit', help='search light curves for '
+                      'periodic transits and vet each candidate')
+    transit.add_argument('lightcurve', nargs='+', help='Kepler, K2 or TESS '
+                         'light-curve FITS files, or tables (CSV, ECSV, '
+                         'text) with time and flux columns')
+    transit.add_argument('--output', default=None, help='catalog of the '
+                         'candidates, e.g. candidates.ecsv (default: only '
+                         'printed)')
+    transit.add_argument('--format', default=None,
+                         help='astropy table format of --output')
+    transit.add_argument('--plot', action='store_true', help='write a '
+                         'figure per candidate, <file>_candidate<k>.png')
+    transit.add_argument('--plot-dir', default=None, help='where --plot '
+                         "writes (default: --output's directory, or here)")
+    transit.add_argument('--time-format', default=None,
+                         choices=('jd', 'mjd', 'btjd', 'bkjd'),
+                         help="what a table's plain-number times are")
+    transit.add_argument('--time-scale', default=None, help='their time '
+                         'scale (tdb for barycentric times, utc...)')
+    transit.add_argument('--method', choices=('bls', 'tls'), default='bls',
+                         help="period search: astropy's box least squares "
+                         'or transitleastsquares')
+    transit.add_argument('--period-min', type=_POSITIVE, default=0.5,
+                         help='shortest period searched, days')
+    transit.add_argument('--period-max', type=_POSITIVE, default=30.0,
+                         help='longest period searched, days')
+    transit.add_argument('--max-candidates', type=_AT_LEAST_ONE, default=5,
+                         help='most candidates per light curve')
+    transit.add_argument('--n-samples', type=_COUNT, default=50,
+                         help='MC-dropout draws (0: one deterministic pass)')
+    transit.add_argument('--seed', type=_SEED, default=0,
+                         help='random seed of the MC-dropout draws')
+    transit.add_argument('--class-prior', type=_FRACTION, nargs=2,
+                         default=None, metavar='FRACTION',
+                         help='fractions of planets and false positives '
+                         'among the candidates (default: those of the '
+                         'simulations)')
+    _add_common_options(transit)
+    transit.set_defaults(func=_transit)
+
     train = command('train', help='simulate, train, calibrate and save an '
                     'estimator')
     train.add_argument('estimator', choices=recipes, metavar='estimator',

@@ -19,8 +19,8 @@ from ..core.stamps import SourceStampEstimator
 from ..training.mixin import TrainableMixin, TrainingTask
 from . import network as net
 
-__all__ = ['SourceClassifier', 'StarGalaxyClassifier', 'GalaxyMorphology',
-           'check_class_prior']
+__all__ = ['ClassProbabilities', 'class_indices', 'SourceClassifier',
+           'StarGalaxyClassifier', 'GalaxyMorphology', 'check_class_prior']
 
 
 def check_class_prior(prior, classes):
@@ -67,63 +67,26 @@ def check_class_prior(prior, classes):
     return values
 
 
-class SourceClassifier(TrainableMixin, SourceStampEstimator):
+class ClassProbabilities:
     """
-    Base class of the multi-band classifiers with MC-dropout probabilities.
+    Calibrated class probabilities from a network's logits: the part of
+    a classifier that does not depend on its input family.
 
-    `predict` takes one image per band (or a cube) and returns, for each
-    class ``c`` of ``classes``, ``p_<c>`` (the MC-dropout mean of the
-    temperature-calibrated softmax) with ``p_<c>_err`` (the spread of the
-    draws), then ``class`` (the most probable), ``entropy`` (of the mean
-    probabilities, nats) and ``mutual_information`` (its epistemic part:
-    entropy of the mean minus mean entropy of the draws; Gal 2016).
-    The probabilities are calibrated for the class fractions of the
-    simulated calibration set; ``class_prior`` (one fraction per class, a
-    sequence in ``classes`` order or a dict, as scikit-learn's
-    ``GaussianNB(priors=...)``) gives those of the population you measure
-    instead (Bayes' rule, draw by draw; Saerens et al. 2002): a field
-    where nine sources in ten are stars, or lenses that are one galaxy in
-    a thousand. `predict_stamps` takes stamps ``(N, size, size[, bands])`` and
-    ``psf_fwhm`` (pixels, reference band).
-
-    ``fit(stamps, labels, psf_fwhm=..., bands=None, ...)`` trains from
-    scratch, or fine-tunes the loaded model: ``labels`` are class names or
-    indices, ``psf_fwhm`` the PSF FWHM (pixels, reference band) of each
-    stamp, ``bands`` the band of each channel (default: the reference band
-    for one). From scratch with all bands, training draws random band
-    subsets so that any subset works at prediction; batches are randomly
-    rotated and flipped (Dieleman et al. 2015) unless ``augment=False``.
-    ``validation_data`` is ``(stamps, labels, psf_fwhm)``. ``freeze``
-    (fine-tuning): ``'conv'`` freezes every convolutional layer, ``k`` the
-    first ``k`` convolutional blocks. Defaults: 15 epochs, batches of
-    256, patience 3, learning rate 1e-3 (1e-4 when fine-tuning).
+    Mixed into `SourceClassifier` (source stamps) and the transit vetter
+    (1-D): ``classes`` names the network's outputs; ``p_<class>`` is the
+    MC-dropout mean of the temperature-calibrated softmax (``temperature_``)
+    with ``p_<class>_err`` the spread of the draws; ``class`` (the most
+    probable), ``entropy`` (of the mean probabilities, nats) and
+    ``mutual_information`` (its epistemic part: entropy of the mean
+    minus mean entropy of the draws; Gal 2016) follow. ``class_prior``
+    (a constructor parameter of the estimator) turns the probabilities
+    into those of another population by Bayes' rule, draw by draw
+    (Saerens et al. 2002).
     """
 
-    task = 'classification'
-    version = '1.0'
     #: Class names, in the network's output order.
     classes = ()
-    bands = ('g', 'r', 'i')
-    default_band = 'r'
-    psf = 'estimate'
-    supports_tta = True
-    range_margins = {'psf_fwhm': (0.05, 0.05)}
-    #: Scatter (natural log) of the factor by which training multiplies
-    #: the PSF FWHM given to the network (0: exact). A PSF estimated from
-    #: real stars is approximate, and a network told the exact PSF in
-    #: training draws a star/galaxy boundary that moves with it (on real
-    #: images, 20 % on the PSF moved a tenth of a field's calls). The
-    #: shipped presets were trained with 0.
-    psf_jitter = 0.0
-
-    def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
-                 dropout=0.25, scaling='flux', class_prior=None):
-        self.stamp_size = stamp_size
-        self.widths = widths
-        self.dense = dense
-        self.dropout = dropout
-        self.scaling = scaling
-        self.class_prior = class_prior
+    class_prior = None
 
     @property
     def output_names(self):
@@ -172,21 +135,8 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         """``class_prior`` checked, as an array in class order (or None)."""
         return check_class_prior(self.class_prior, self.classes)
 
-    # -- hooks of the source-stamps family -----------------------------------
-
-    def _prepare(self, stamps, errors, context):
-        self._class_prior_values()  # a bad prior fails before the network
-        psf = context.psf_fwhm[context.usable]
-        context.aux['psf_fwhm'] = psf
-        arrays, npix = net.input_arrays(
-            net.to_model_bands(stamps, context.bands), psf)
-        return net.scaled_inputs(arrays, npix,
-                                 net.present_bands(stamps, context.bands),
-                                 self.scaling)
-
-    def _decode(self, raw, context, rng):
-        if context.options['tta']:
-            raw = pool_views(raw)
+    def _probability_draws(self, raw):
+        """Logit draws ``(n, T, k)`` -> `Draws` of the probabilities."""
         probabilities = net.softmax(raw, getattr(self, 'temperature_', 1.0))
         weights = self.prior_weights()
         if weights is not None:
@@ -221,13 +171,91 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         return out
 
     def _extra_meta(self, context):
-        return {'classes': list(self.classes), 'bands': list(context.bands),
-                'tta': context.options['tta'],
+        return {'classes': list(self.classes),
                 'temperature': float(getattr(self, 'temperature_', 1.0)),
                 'class_prior': (None if self.class_prior is None else dict(
                     zip(self.classes,
                         self._class_prior_values().tolist()))),
                 'entropy_unit': 'nat'}
+
+
+class SourceClassifier(ClassProbabilities, TrainableMixin,
+                       SourceStampEstimator):
+    """
+    Base class of the multi-band classifiers with MC-dropout probabilities.
+
+    `predict` takes one image per band (or a cube) and returns, for each
+    class ``c`` of ``classes``, ``p_<c>`` (the MC-dropout mean of the
+    temperature-calibrated softmax) with ``p_<c>_err`` (the spread of the
+    draws), then ``class`` (the most probable), ``entropy`` (of the mean
+    probabilities, nats) and ``mutual_information`` (its epistemic part:
+    entropy of the mean minus mean entropy of the draws; Gal 2016).
+    The probabilities are calibrated for the class fractions of the
+    simulated calibration set; ``class_prior`` (one fraction per class, a
+    sequence in ``classes`` order or a dict, as scikit-learn's
+    ``GaussianNB(priors=...)``) gives those of the population you measure
+    instead (Bayes' rule, draw by draw; Saerens et al. 2002): a field
+    where nine sources in ten are stars, or lenses that are one galaxy in
+    a thousand. `predict_stamps` takes stamps ``(N, size, size[, bands])`` and
+    ``psf_fwhm`` (pixels, reference band).
+
+    ``fit(stamps, labels, psf_fwhm=..., bands=None, ...)`` trains from
+    scratch, or fine-tunes the loaded model: ``labels`` are class names or
+    indices, ``psf_fwhm`` the PSF FWHM (pixels, reference band) of each
+    stamp, ``bands`` the band of each channel (default: the reference band
+    for one). From scratch with all bands, training draws random band
+    subsets so that any subset works at prediction; batches are randomly
+    rotated and flipped (Dieleman et al. 2015) unless ``augment=False``.
+    ``validation_data`` is ``(stamps, labels, psf_fwhm)``. ``freeze``
+    (fine-tuning): ``'conv'`` freezes every convolutional layer, ``k`` the
+    first ``k`` convolutional blocks. Defaults: 15 epochs, batches of
+    256, patience 3, learning rate 1e-3 (1e-4 when fine-tuning).
+    """
+
+    task = 'classification'
+    version = '1.0'
+    bands = ('g', 'r', 'i')
+    default_band = 'r'
+    psf = 'estimate'
+    supports_tta = True
+    range_margins = {'psf_fwhm': (0.05, 0.05)}
+    #: Scatter (natural log) of the factor by which training multiplies
+    #: the PSF FWHM given to the network (0: exact). A PSF estimated from
+    #: real stars is approximate, and a network told the exact PSF in
+    #: training draws a star/galaxy boundary that moves with it (on real
+    #: images, 20 % on the PSF moved a tenth of a field's calls). The
+    #: shipped presets were trained with 0.
+    psf_jitter = 0.0
+
+    def __init__(self, stamp_size=32, widths=(16, 32, 64), dense=128,
+                 dropout=0.25, scaling='flux', class_prior=None):
+        self.stamp_size = stamp_size
+        self.widths = widths
+        self.dense = dense
+        self.dropout = dropout
+        self.scaling = scaling
+        self.class_prior = class_prior
+
+    # -- hooks of the source-stamps family -----------------------------------
+
+    def _prepare(self, stamps, errors, context):
+        self._class_prior_values()  # a bad prior fails before the network
+        psf = context.psf_fwhm[context.usable]
+        context.aux['psf_fwhm'] = psf
+        arrays, npix = net.input_arrays(
+            net.to_model_bands(stamps, context.bands), psf)
+        return net.scaled_inputs(arrays, npix,
+                                 net.present_bands(stamps, context.bands),
+                                 self.scaling)
+
+    def _decode(self, raw, context, rng):
+        if context.options['tta']:
+            raw = pool_views(raw)
+        return self._probability_draws(raw)
+
+    def _extra_meta(self, context):
+        return {**super()._extra_meta(context),
+                'bands': list(context.bands), 'tta': context.options['tta']}
 
     # -- hooks of TrainableMixin ---------------------------------------------
 
@@ -237,7 +265,7 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
         order, class indices, PSF FWHM and band-presence flags per stamp.
         """
         stamps, bands = self._stamp_array(stamps, bands)
-        targets = _class_indices(labels, self.classes)
+        targets = class_indices(labels, self.classes)
         if len(targets) != len(stamps):
             msg = f'{len(targets)} labels for {len(stamps)} stamps'
             raise ValueError(msg)
@@ -322,8 +350,8 @@ class SourceClassifier(TrainableMixin, SourceStampEstimator):
             layer.trainable = False
 
 
-def _class_indices(labels, classes):
-    """Class names or indices -> integer indices, checked."""
+def class_indices(labels, classes):
+    """Class names or indices -> integer indices, checked (clear errors)."""
     labels = np.asarray(labels)
     if labels.dtype.kind in 'US':
         unknown = sorted(set(labels.tolist()) - set(classes))

@@ -41,6 +41,8 @@ class PredictContext:
         Band of each image, or of each stamp channel.
     series : list of `~astrodl_plugins.core.series.Series`
         The 1-D inputs (1-D family).
+    index : `~numpy.ndarray` or None
+        Position in ``series`` of the input of each row (1-D family).
     sources : `~astrodl_plugins.core.sources.Sources` or None
         Labels and pixel centroids of the rows.
     psf_fwhm : `~numpy.ndarray` or None
@@ -75,6 +77,7 @@ class PredictContext:
     images: list = field(default_factory=list)
     bands: tuple = ()
     series: list = field(default_factory=list)
+    index: np.ndarray | None = None
     sources: object | None = None
     psf_fwhm: np.ndarray | None = None
     psf_source: str = ''

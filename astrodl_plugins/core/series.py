@@ -20,10 +20,16 @@ from .flags import SourceFlags
 from .inputs import split_mask, uncertainty_std
 from .table import build_table
 
-__all__ = ['Series', 'read_series', 'SeriesEstimator']
+__all__ = ['Series', 'read_series', 'SeriesEstimator', 'QUALITY_IGNORED']
 
 #: Flux columns of a TimeSeries, in order of preference.
 _FLUX_COLUMNS = ('flux', 'pdcsap_flux', 'sap_flux')
+
+#: Bits of a Kepler/TESS ``quality`` column that do not mask a cadence
+#: (informational: stray light 2048 and 4096, rolling band 131072 and
+#: 262144, as lightkurve's default bitmask leaves them); any other bit
+#: masks it.
+QUALITY_IGNORED = 2048 | 4096 | 131072 | 262144
 
 
 @dataclass
@@ -44,6 +50,9 @@ class Series:
         Standard deviation of each value.
     unit : `~astropy.units.UnitBase` or None
     meta : dict
+    time_scale : str or None
+        Time scale of the times (``'tdb'``...) of a ``TimeSeries``, whose
+        ``coordinate`` is then MJD in that scale.
     """
 
     coordinate: np.ndarray | None
@@ -53,6 +62,7 @@ class Series:
     error: np.ndarray | None
     unit: u.UnitBase | None
     meta: dict
+    time_scale: str | None = None
 
 
 def read_series(data, *, name='data'):
@@ -64,11 +74,13 @@ def read_series(data, *, name='data'):
     data : Spectrum, NDData, TimeSeries, Quantity, array, or a list of them
         A specutils spectrum (its ``spectral_axis``), a 1-D NDData, a
         ``TimeSeries`` (its ``time`` and ``flux`` column, else
-        ``pdcsap_flux`` or ``sap_flux``, with ``<column>_err``), or 1-D
-        values. Masks (NDData's, NumPy masked arrays, masked columns and
-        astropy ``Masked`` quantities) and uncertainties are honoured:
-        values whose uncertainty is 0 or NaN are masked, a negative one
-        is refused (see `~astrodl_plugins.core.inputs.uncertainty_std`).
+        ``pdcsap_flux`` or ``sap_flux``, with ``<column>_err``; cadences
+        with a ``quality`` bit other than those of `QUALITY_IGNORED` are
+        masked, as are cadences without a finite time), or 1-D values.
+        Masks (NDData's, NumPy masked arrays, masked columns and astropy
+        ``Masked`` quantities) and uncertainties are honoured: values
+        whose uncertainty is 0 or NaN are masked, a negative one is refused
+        (see `~astrodl_plugins.core.inputs.uncertainty_std`).
     name : str, optional
         Parameter name used in error messages.
 
@@ -107,6 +119,7 @@ def _read_one(data, name):
     from astropy.table import Table
 
     coordinate = coordinate_unit = uncertainty = error = unit = None
+    time_scale = None
     masks = []
     meta = {}
     if isinstance(data, NDData):
@@ -131,9 +144,21 @@ def _read_one(data, name):
                              if unit is not None else error, np.float64)
             if error_mask is not None:
                 error[error_mask] = np.nan
+        if 'quality' in data.colnames:
+            quality, _ = split_mask(data['quality'])
+            quality = np.asarray(quality)
+            if quality.dtype.kind in 'iu':
+                masks.append(((quality.astype(np.int64) & ~QUALITY_IGNORED)
+                              != 0, f'{name}[quality]'))
         if 'time' in data.colnames:
-            # Times of any format or scale, as MJD (days).
-            coordinate, coordinate_unit = data['time'].mjd, u.day
+            # Times of any format, as MJD (days) in their own scale.
+            times = data['time']
+            coordinate, time_mask = split_mask(times.mjd)
+            coordinate = np.array(coordinate, np.float64)
+            if time_mask is not None:
+                coordinate[np.asarray(time_mask, bool)] = np.nan
+            coordinate_unit, time_scale = u.day, getattr(times, 'scale', None)
+            masks.append((~np.isfinite(coordinate), f'{name}[time]'))
     else:
         values = data
     values, mask = split_mask(values)
@@ -165,22 +190,31 @@ def _read_one(data, name):
     if error is not None:
         mask |= ~np.isfinite(error)
     return Series(coordinate, coordinate_unit, values, mask, error, unit,
-                  meta)
+                  meta, time_scale)
 
 
 class SeriesEstimator(BaseEstimator):
     """
-    Base class of estimators that measure 1-D inputs: one row per input.
+    Base class of estimators that measure 1-D inputs.
 
     `predict` reads the inputs with `read_series`, flags those with masked
-    values (``MASKED``) or too few good values (``UNUSABLE``, NaN row),
-    then calls the hooks:
+    values (``MASKED``, `_input_flags`) or too few good values
+    (``UNUSABLE``, one NaN row), finds the rows to measure in each usable
+    input (`_rows`: by default the input itself, one row per input; the
+    transit estimator's candidate signals, none or several per light
+    curve), then calls the hooks:
 
     ``_usable(series)``
         Inputs to measure (default: at least ``min_points`` good values).
-    ``_prepare(series, context)`` **required**
-        The usable `Series` -> the list of network inputs (e.g. resampled
-        onto the model's grid); per-row values go in ``context.aux``.
+    ``_rows(series, context)``
+        Per usable input, the list of rows to measure in it (default:
+        ``[series]``). Rows of one input share its ``index``.
+    ``_input_flags(series)``
+        Flag bits of each input, given to each of its rows (default:
+        ``MASKED`` where any value is masked).
+    ``_prepare(rows, context)`` **required**
+        The rows -> the list of network inputs (e.g. resampled onto the
+        model's grid); per-row values go in ``context.aux``.
     ``_decode(raw, context, rng)`` **required**
         ``(n, T, k)`` network outputs -> `~astrodl_plugins.core.base.Draws`.
     Optional hooks
@@ -188,8 +222,8 @@ class SeriesEstimator(BaseEstimator):
         ``_range_quantities``, ``_extra_columns`` and ``_extra_meta``; see
         `~astrodl_plugins.core.base.BaseEstimator`.
 
-    The table's first column is ``index``, the position of each input in
-    ``data`` (0-based).
+    The table's first column is ``index``, the position in ``data`` (0-based)
+    of the input each row was measured in.
     """
 
     family = '1-d'
@@ -235,13 +269,23 @@ class SeriesEstimator(BaseEstimator):
                                  uncertainty_parts=uncertainty_parts)
         series = read_series(data)
         context.series = series
-        context.flags = np.array([SourceFlags.MASKED if s.mask.any() else 0
-                                  for s in series], np.int32)
-        context.usable = np.asarray(self._usable(series), bool)
-        context.inputs = self._prepare(
-            [s for s, good in zip(series, context.usable) if good], context)
+        good = np.asarray(self._usable(series), bool)
+        found = iter(self._rows([s for s, ok in zip(series, good) if ok],
+                                context))
+        input_flags = np.asarray(self._input_flags(series), np.int32)
+        index, rows, usable = [], [], []
+        for i, ok in enumerate(good):
+            # An unusable input keeps one (NaN, UNUSABLE) row.
+            its_rows = next(found) if ok else [None]
+            index += [i] * len(its_rows)
+            rows += [row for row in its_rows if row is not None]
+            usable += [ok] * len(its_rows)
+        context.index = np.array(index, np.int64)
+        context.flags = input_flags[context.index]
+        context.usable = np.array(usable, bool)
+        context.inputs = self._prepare(rows, context)
         columns, flags, draws = self._measure(context)
-        table = build_table({'index': np.arange(len(series))}, columns,
+        table = build_table({'index': context.index}, columns,
                             flags, self._meta(context))
         if return_samples:
             return table, draws
@@ -251,7 +295,15 @@ class SeriesEstimator(BaseEstimator):
         """Inputs with at least ``min_points`` good values."""
         return [np.count_nonzero(~s.mask) >= self.min_points for s in series]
 
-    def _prepare(self, series, context):
-        """The usable series -> network inputs (required hook)."""
+    def _rows(self, series, context):
+        """Rows to measure in each usable input; default: the input."""
+        return [[s] for s in series]
+
+    def _input_flags(self, series):
+        """``MASKED`` for inputs with any masked value."""
+        return [SourceFlags.MASKED if s.mask.any() else 0 for s in series]
+
+    def _prepare(self, rows, context):
+        """The rows -> network inputs (required hook)."""
         msg = f'{type(self).__name__} must implement _prepare'
         raise NotImplementedError(msg)

@@ -11,7 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-__all__ = ['loguniform', 'require_galsim', 'require_lenstronomy', 'run_jobs']
+__all__ = ['loguniform', 'require_batman', 'require_galsim',
+           'require_lenstronomy', 'run_jobs']
 
 TRAIN_EXTRA_HINT = 'pip install "astrodl-plugins[train]"'
 
@@ -41,6 +42,19 @@ def require_lenstronomy():
         extra.
     """
     return _require('lenstronomy', 'simulating lenses needs lenstronomy')
+
+
+def require_batman():
+    """
+    Import and return batman, which only simulating light curves needs.
+
+    Raises
+    ------
+    ImportError
+        batman (the ``batman-package`` distribution) is not installed; the
+        message names the ``train`` extra.
+    """
+    return _require('batman', 'simulating light curves needs batman-package')
 
 
 def _require(name, need):

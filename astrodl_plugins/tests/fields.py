@@ -6,7 +6,8 @@ photutils only (no GalSim): for tests that run in a fresh interpreter.
 
 import numpy as np
 
-__all__ = ['POSITIONS', 'small_field', 'where']
+__all__ = ['POSITIONS', 'small_field', 'small_light_curve', 'where',
+           'data_for']
 
 #: Pixel positions of the star and of the blended pair's brighter galaxy.
 POSITIONS = np.array([[39.5, 47.5], [119.5, 47.5]])
@@ -45,8 +46,35 @@ def small_field():
     return ccd, SegmentationImage(segm_data)
 
 
+def small_light_curve():
+    """
+    A TESS-like 27-day `~astropy.timeseries.TimeSeries` (30-min cadence,
+    electron/s, TDB times) with a 2500 ppm box transit every 3.7 days.
+    """
+    from astropy import units as u
+    from astropy.time import Time
+    from astropy.timeseries import TimeSeries
+
+    rng = np.random.default_rng(0)
+    days = np.arange(0.0, 27.4, 30.0 / 1440.0)
+    flux = 1.0 + rng.normal(0.0, 3e-4, len(days))
+    phase = (days - 1.3 + 1.85) % 3.7 - 1.85
+    flux[np.abs(phase) < 1.5 / 24.0] -= 2.5e-3
+    series = TimeSeries(time=Time(2459000.0 + days, format='jd',
+                                  scale='tdb'))
+    series['flux'] = flux * 1e4 * u.electron / u.s
+    return series
+
+
 def where(estimator, segm):
     """The sources to measure: segments for the deblender, else positions."""
+    if estimator.family == '1-d':
+        return {}
     if estimator.task == 'deblending':
         return {'segmentation_image': segm}
     return {'positions': POSITIONS}
+
+
+def data_for(estimator, ccd):
+    """What an estimator measures: the image, or a light curve (1-D)."""
+    return small_light_curve() if estimator.family == '1-d' else ccd

@@ -32,3 +32,18 @@ def read_shared(name, **kwargs):
     if directory is None:
         pytest.skip('shared test data not found (ASTRODL_TEST_DATA_DIR)')
     return CCDData.read(directory / name, **kwargs)
+
+
+def light_curve_path(name):
+    """
+    Path of a real light curve of the checkout's ``data/lightcurves``
+    (``ASTRODL_LIGHTCURVE_DIR``, set by tox); skips when absent.
+    """
+    candidates = [os.environ.get('ASTRODL_LIGHTCURVE_DIR'),
+                  Path(__file__).resolve().parents[2] / 'data' / 'lightcurves',
+                  Path.cwd() / 'data' / 'lightcurves']
+    for candidate in candidates:
+        if candidate and (Path(candidate) / name).exists():
+            return Path(candidate) / name
+    pytest.skip(f'real light curve {name} not found (ASTRODL_LIGHTCURVE_DIR)')
+    return None

@@ -13,7 +13,8 @@ import astrodl_plugins
 
 ROOT = Path(astrodl_plugins.__file__).resolve().parent
 PACKAGE = 'astrodl_plugins'
-ESTIMATOR_PACKAGES = ('structure', 'classification', 'deblending')
+ESTIMATOR_PACKAGES = ('structure', 'classification', 'deblending', 'lenses',
+                      'transits')
 
 
 def _module_name(path):

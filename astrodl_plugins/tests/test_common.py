@@ -58,11 +58,23 @@ def _image(seed=0):
 POSITIONS = np.array([[39.5, 47.5], [119.5, 47.5]])
 
 
+def _data(estimator, seed=0):
+    """What the estimator measures: the image, or a light curve (1-D)."""
+    if estimator.family == '1-d':
+        from astrodl_plugins.tests.fields import small_light_curve
+
+        return small_light_curve()
+    return _image(seed)
+
+
 def _where(estimator, positions=POSITIONS):
     """
     Where the sources are: positions, or for the deblender (which splits
-    segments) a segmentation image with a segment around each position.
+    segments) a segmentation image with a segment around each position;
+    nothing for the 1-D family (it finds its rows in each input).
     """
+    if estimator.family == '1-d':
+        return {}
     if estimator.task != 'deblending':
         return {'positions': positions}
     from photutils.segmentation import SegmentationImage
@@ -109,28 +121,33 @@ class TestEstimatorContract:
 
     def test_save_and_reload_give_the_same_table(self, estimator, tmp_path):
         loaded = type(estimator).from_preset(estimator.save(tmp_path / 'p'))
-        a = estimator.predict(_image(), **_where(estimator), n_samples=4,
+        a = estimator.predict(_data(estimator), **_where(estimator), n_samples=4,
                               seed=3)
-        b = loaded.predict(_image(), **_where(estimator), n_samples=4,
+        b = loaded.predict(_data(estimator), **_where(estimator), n_samples=4,
                            seed=3)
         for name in estimator.output_names:
             assert np.array_equal(a[name], b[name], equal_nan=True)
         assert np.array_equal(a['flag'], b['flag'])
 
     def test_table_layout_and_units(self, estimator):
-        table = estimator.predict(_image(), **_where(estimator), n_samples=6,
+        table = estimator.predict(_data(estimator), **_where(estimator), n_samples=6,
                                   seed=0, quantiles=(0.16, 0.84))
         assert isinstance(table, QTable)
-        assert table.colnames[:4] == ['label', 'x_centroid', 'y_centroid',
-                                      'sky_centroid']
         assert table.colnames[-1] == 'flag'
-        # The centroids as photutils' SourceCatalog.to_table() gives them
-        # (plain float64 pixels), so a join on label compares and stacks.
-        photutils = _photutils_table()
-        for name in ('x_centroid', 'y_centroid'):
-            assert type(table[name]) is type(photutils[name]), name
-            assert table[name].dtype == photutils[name].dtype, name
-            assert table[name].unit == photutils[name].unit, name
+        if estimator.family == '1-d':
+            # Each row names its input.
+            assert table.colnames[0] == 'index'
+        else:
+            assert table.colnames[:4] == ['label', 'x_centroid',
+                                          'y_centroid', 'sky_centroid']
+            # The centroids as photutils' SourceCatalog.to_table() gives
+            # them (plain float64 pixels), so a join on label compares and
+            # stacks.
+            photutils = _photutils_table()
+            for name in ('x_centroid', 'y_centroid'):
+                assert type(table[name]) is type(photutils[name]), name
+                assert table[name].dtype == photutils[name].dtype, name
+                assert table[name].unit == photutils[name].unit, name
         # Dimensionless columns are plain; Quantities carry a real unit.
         for name in table.colnames:
             if isinstance(table[name], u.Quantity):
@@ -146,17 +163,26 @@ class TestEstimatorContract:
             assert key in table.meta, key
 
     def test_same_seed_same_table(self, estimator):
-        a = estimator.predict(_image(), **_where(estimator), n_samples=5,
+        a = estimator.predict(_data(estimator), **_where(estimator), n_samples=5,
                               seed=11)
-        b = estimator.predict(_image(), **_where(estimator), n_samples=5,
+        b = estimator.predict(_data(estimator), **_where(estimator), n_samples=5,
                               seed=11)
-        c = estimator.predict(_image(), **_where(estimator), n_samples=5,
+        c = estimator.predict(_data(estimator), **_where(estimator), n_samples=5,
                               seed=12)
         name = estimator.output_names[0]
         assert np.array_equal(a[name], b[name])
         assert not np.array_equal(a[f'{name}_err'], c[f'{name}_err'])
 
     def test_inputs_not_modified(self, estimator):
+        if estimator.family == '1-d':
+            series = _data(estimator)
+            before = (series['flux'].copy(), series.time.copy(),
+                      dict(series.meta))
+            estimator.predict(series, n_samples=3, seed=0)
+            assert np.array_equal(series['flux'], before[0])
+            assert np.array_equal(series.time.jd, before[1].jd)
+            assert series.meta == before[2]
+            return
         ccd = _image()
         before = (ccd.data.copy(), ccd.uncertainty.array.copy(),
                   dict(ccd.meta))
@@ -181,9 +207,15 @@ class TestEstimatorContract:
     ])
     def test_bad_keywords(self, estimator, kwargs, error, match):
         with pytest.raises(error, match=match):
-            estimator.predict(_image(), **_where(estimator), **kwargs)
+            estimator.predict(_data(estimator), **_where(estimator), **kwargs)
 
     def test_bad_data(self, estimator):
+        if estimator.family == '1-d':
+            with pytest.raises(ValueError, match='1-D numeric'):
+                estimator.predict(np.zeros(50, bool))
+            with pytest.raises(ValueError, match='1-D numeric'):
+                estimator.predict(np.zeros((2, 3, 50)))
+            return
         if estimator.task == 'deblending':
             pytest.skip('deblender: bad input is tested in its own tests')
         with pytest.raises(TypeError, match='boolean'):

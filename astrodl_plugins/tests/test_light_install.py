@@ -1,8 +1,8 @@
 # Licensed under a 3-clause BSD style license - see LICENSE.rst
 """
 A plain install (no ``train`` extra) predicts, deblends and runs the demo:
-checked in a fresh interpreter where GalSim, Dask, scikit-image and
-lenstronomy cannot be imported.
+checked in a fresh interpreter where GalSim, Dask, scikit-image,
+lenstronomy and batman cannot be imported.
 """
 
 import subprocess
@@ -15,14 +15,14 @@ import astrodl_plugins
 SCRIPT = textwrap.dedent('''
     import sys
 
-    for name in ('galsim', 'dask', 'skimage', 'lenstronomy'):
+    for name in ('galsim', 'dask', 'skimage', 'lenstronomy', 'batman'):
         sys.modules[name] = None
     sys.path.insert(0, sys.argv[1])
 
     import astrodl_plugins as adl
     from astrodl_plugins.deblending import deblend_sources_dl
     from astrodl_plugins.demo import run_demo, select_galaxies
-    from astrodl_plugins.tests.fields import small_field, where
+    from astrodl_plugins.tests.fields import data_for, small_field, where
 
     ccd, segm = small_field()
 
@@ -31,8 +31,8 @@ SCRIPT = textwrap.dedent('''
     assert len(names) >= 4, names
     for name in names:
         estimator = adl.get_estimator(name)
-        result = estimator.predict(ccd, n_samples=2, seed=0,
-                                   **where(estimator, segm))
+        result = estimator.predict(data_for(estimator, ccd), n_samples=2,
+                                   seed=0, **where(estimator, segm))
         table = result[0] if isinstance(result, tuple) else result
         assert len(table) >= 1, name
         print('predicted', name, len(table))
@@ -53,11 +53,17 @@ SCRIPT = textwrap.dedent('''
     print('demo', len(table))
 
     from astrodl_plugins.simulate import (simulate_galaxy_stamps,
-                                          simulate_lens_stamps)
-    for simulate, what in ((simulate_galaxy_stamps, 'simulate'),
-                           (simulate_lens_stamps, 'lens simulation')):
+                                          simulate_lens_stamps,
+                                          simulate_light_curve_arrays)
+    for simulate, what in (
+            (lambda: simulate_galaxy_stamps(2, seed=0, n_processes=1),
+             'simulate'),
+            (lambda: simulate_lens_stamps(2, seed=0, n_processes=1),
+             'lens simulation'),
+            (lambda: simulate_light_curve_arrays(2, seed=0),
+             'light-curve simulation')):
         try:
-            simulate(2, seed=0, n_processes=1)
+            simulate()
         except ImportError as error:
             assert 'pip install "astrodl-plugins[train]"' in str(error), error
             print(what, 'refused')
@@ -76,7 +82,7 @@ SCRIPT = textwrap.dedent('''
     assert status == 1, status
     assert 'astrodl-plugins[train]' in errors.getvalue(), errors.getvalue()
     print('train refused')
-    for name in ('galsim', 'dask', 'skimage', 'lenstronomy'):
+    for name in ('galsim', 'dask', 'skimage', 'lenstronomy', 'batman'):
         assert sys.modules[name] is None, name
 ''')
 
@@ -88,7 +94,8 @@ def test_predict_deblend_and_demo_without_training_extras(tmp_path):
         capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     for line in ('predicted galaxy-structure', 'deblended', 'demo',
-                 'simulate refused', 'lens simulation refused',
+                 'predicted transit', 'simulate refused',
+                 'lens simulation refused', 'light-curve simulation refused',
                  'train refused'):
         assert line in result.stdout
     assert sorted(p.name for p in (tmp_path / 'demo').iterdir()) == [

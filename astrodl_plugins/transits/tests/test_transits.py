@@ -1,0 +1,245 @@
+# Licensed under a 3-clause BSD style license - see LICENSE.rst
+"""
+The transit search, the views and the ``transit`` estimator's pipeline
+(with a tiny untrained network: the shipped model is tested in
+test_shipped.py).
+"""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.time import Time
+from astropy.timeseries import TimeSeries
+
+from astrodl_plugins.core.flags import SourceFlags
+from astrodl_plugins.transits import search
+from astrodl_plugins.transits.estimator import TransitVetter
+
+
+def _box_curve(seed=0, *, periods=(3.7,), depths=(2000e-6,),
+               durations=(3.0,), t0s=(1.3,), noise=300e-6, days=27.4,
+               cadence=30.0, start=1500.0):
+    """Times (days) and relative flux with box transits and white noise."""
+    rng = np.random.default_rng(seed)
+    time = start + np.arange(0.0, days, cadence / 1440.0)
+    flux = 1.0 + rng.normal(0.0, noise, len(time))
+    for period, depth, hours, t0 in zip(periods, depths, durations, t0s):
+        phase = (time - start - t0 + 0.5 * period) % period - 0.5 * period
+        flux[np.abs(phase) < hours / 48.0] -= depth
+    return time, flux
+
+
+def _series(time, flux, unit=u.electron / u.s, scale=1e4, quality=None):
+    times = Time(time + 2400000.5, format='jd', scale='tdb')
+    ts = TimeSeries(time=times)
+    ts['flux'] = flux * scale * unit
+    ts['flux_err'] = np.full(len(flux), 3e-4 * scale) * unit
+    if quality is not None:
+        ts['quality'] = quality
+    return ts
+
+
+@pytest.fixture(scope='module')
+def vetter():
+    """An untrained vetter with small views (the pipeline, not the model)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    estimator = TransitVetter(n_global=201, n_local=41, dense=8)
+    estimator.model_ = estimator.build()
+    estimator.card_ = {'valid_ranges': {'period': [0.5, 30.0],
+                                        'depth': [50.0, 5e5],
+                                        'duration': [0.3, 16.0]}}
+    return estimator
+
+
+# -- search -----------------------------------------------------------------
+
+
+def test_search_finds_two_planets_at_their_periods():
+    time, flux = _box_curve(periods=(3.7, 5.9), depths=(2500e-6, 1800e-6),
+                            durations=(3.0, 4.0), t0s=(1.3, 2.2))
+    found, flat = search.search_transits(time, flux)
+    assert flat.shape == time.shape
+    periods = sorted(c.period for c in found[:2])
+    assert periods[0] == pytest.approx(3.7, rel=1e-3)
+    assert periods[1] == pytest.approx(5.9, rel=1e-3)
+    first = found[0]
+    assert first.number == 1 and found[1].number == 2
+    assert first.n_transits >= 4
+    assert first.snr > 20 and first.sde > 7
+    depth = 2500e-6 if abs(first.period - 3.7) < 0.01 else 1800e-6
+    assert first.depth == pytest.approx(depth, rel=0.25)
+
+
+def test_search_on_noise_returns_few_weak_signals():
+    time, flux = _box_curve(depths=(0.0,), seed=3)
+    found, _ = search.search_transits(time, flux, min_sde=9.0, min_snr=7.0)
+    assert all(c.snr < 12 for c in found)
+
+
+def test_period_grid_stays_small_for_long_baselines():
+    """Ofir's grid: a four-year Kepler light curve is not a memory bomb."""
+    grid = search.period_grid(1460.0, period_min=0.5, period_max=30.0)
+    assert 1e4 < len(grid) < 5e5
+    assert np.all(np.diff(grid) > 0)
+    assert grid[0] >= 0.5 and grid[-1] <= 30.0
+
+
+def test_views_put_the_transit_at_minus_one():
+    time, flux = _box_curve(depths=(3000e-6,), noise=100e-6)
+    found, flat = search.search_transits(time, flux, max_candidates=1)
+    global_view, local, scalars = search.transit_views(time, flat, found[0])
+    assert global_view.shape == (2001,)
+    assert local.shape == (201, 4)
+    assert scalars.shape == (len(search.SCALAR_NAMES),)
+    centre = local[95:106, 0]
+    assert np.median(centre) == pytest.approx(-1.0, abs=0.2)
+    assert abs(np.median(local[:30, 0])) < 0.1
+    # No secondary eclipse: the secondary view stays near 0.
+    assert np.median(local[95:106, 3]) > -0.3
+
+
+def test_odd_even_views_differ_for_alternating_eclipses():
+    # An eclipsing binary at twice the period with unequal eclipses: a
+    # search at the half period sees odd and even depths that differ.
+    time, flux = _box_curve(periods=(7.4,), depths=(6000e-6,), noise=100e-6)
+    phase = (time - 1500.0 - 1.3 - 3.7 + 3.7) % 7.4 - 3.7
+    flux[np.abs(phase) < 3.0 / 48.0] -= 2000e-6
+    candidate = search.Candidate(3.7, 1500.0 + 1.3, 3.0 / 24, 4000e-6,
+                                 50.0, 20.0, 7)
+    flat = search.detrend(time, flux)[0]
+    _, local, _ = search.transit_views(time, flat, candidate)
+    odd, even = np.median(local[95:106, 1]), np.median(local[95:106, 2])
+    assert abs(odd - even) > 0.5
+
+
+# -- estimator --------------------------------------------------------------
+
+
+def test_predict_returns_one_row_per_candidate(vetter):
+    time, flux = _box_curve(periods=(3.7, 5.9), depths=(2500e-6, 1800e-6),
+                            durations=(3.0, 4.0), t0s=(1.3, 2.2))
+    table = vetter.predict(_series(time, flux), n_samples=5, seed=0,
+                           max_candidates=2)
+    assert len(table) == 2
+    assert list(table['index']) == [0, 0]
+    assert list(table['candidate']) == [1, 2]
+    for name in ('period', 't0', 'duration', 'depth', 'snr', 'sde',
+                 'n_transits', 'p_planet', 'p_planet_err', 'entropy',
+                 'flag'):
+        assert name in table.colnames
+    assert table['period'].unit == u.day
+    assert table['duration'].unit == u.hour
+    assert isinstance(table['t0'], Time) and table['t0'].scale == 'tdb'
+    # t0 is a mid-transit time of the candidate.
+    period = table['period'][0].to_value(u.day)
+    t0 = table['t0'][0].mjd - 1500.0
+    t0_true = 1.3 if abs(period - 3.7) < 0.01 else 2.2
+    assert abs((t0 - t0_true + period / 2) % period - period / 2) < 0.05
+    assert np.all((table['p_planet'] >= 0) & (table['p_planet'] <= 1))
+    assert table.meta['search']['method'] == 'bls'
+    assert table.meta['depth_unit'] == 'ppm'
+
+
+def test_flux_unit_and_scale_do_not_matter(vetter):
+    time, flux = _box_curve()
+    a = vetter.predict(_series(time, flux), n_samples=3, seed=1)
+    b = vetter.predict(_series(time, flux, unit=u.Jy, scale=3.0),
+                       n_samples=3, seed=1)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose(a['period'].value, b['period'].value)
+    np.testing.assert_allclose(a['p_planet'], b['p_planet'], atol=1e-5)
+
+
+def test_unsorted_and_repeated_times_give_the_sorted_answer(vetter):
+    time, flux = _box_curve()
+    order = np.random.default_rng(0).permutation(len(time))
+    repeated = np.concatenate([order, order[:50]])
+    shuffled = _series(time[repeated], flux[repeated])
+    given = shuffled['flux'].copy()
+    a = vetter.predict(_series(time, flux), n_samples=3, seed=2)
+    b = vetter.predict(shuffled, n_samples=3, seed=2)
+    np.testing.assert_allclose(a['period'].value, b['period'].value)
+    np.testing.assert_allclose(a['p_planet'], b['p_planet'], atol=1e-5)
+    # The input is not modified.
+    assert np.all(shuffled['flux'] == given)
+
+
+def test_quality_flagged_cadences_are_masked(vetter):
+    time, flux = _box_curve(depths=(3000e-6,))
+    bad = flux.copy()
+    quality = np.zeros(len(time), np.int32)
+    # Corrupted cadences flagged by the mission (desaturation events):
+    # masked; stray-light bits (informational) are not.
+    quality[::37] = 32
+    bad[::37] = 0.2
+    quality[5::41] = 2048
+    a = vetter.predict(_series(time, flux), n_samples=3, seed=3)
+    b = vetter.predict(_series(time, bad, quality=quality), n_samples=3,
+                       seed=3)
+    assert b['period'][0].value == pytest.approx(a['period'][0].value,
+                                                 rel=1e-3)
+    assert not np.any(b['flag'] & SourceFlags.MASKED)
+
+
+def test_bad_light_curve_in_a_batch_is_a_flagged_row(vetter):
+    time, flux = _box_curve()
+    empty = _series(time, np.full(len(time), np.nan))
+    table = vetter.predict([_series(time, flux), empty], n_samples=3,
+                           seed=0)
+    assert 1 in table['index']
+    row = table[table['index'] == 1]
+    assert len(row) == 1
+    assert row['flag'][0] & SourceFlags.UNUSABLE
+    assert np.isnan(row['p_planet'][0])
+    assert np.all(table[table['index'] == 0]['flag']
+                  & SourceFlags.UNUSABLE == 0)
+
+
+@pytest.mark.parametrize('make, match', [
+    (lambda t, f: _series(t, np.full(len(t), np.nan)), 'good cadences'),
+    (lambda t, f: _series(t[:40], f[:40]), 'fewer than 50'),
+    (lambda t, f: _series(t, f - 1.0), 'median flux is not positive'),
+    (lambda t, f: f * u.electron / u.s, 'no times'),
+])
+def test_a_single_bad_light_curve_is_a_clear_error(vetter, make, match):
+    time, flux = _box_curve()
+    with pytest.raises(ValueError, match=match):
+        vetter.predict(make(time, flux), n_samples=2)
+
+
+def test_no_signal_gives_no_rows(vetter):
+    time, flux = _box_curve(depths=(0.0,), seed=5)
+    table = vetter.predict(_series(time, flux), n_samples=2, seed=0,
+                           min_sde=50.0)
+    assert len(table) == 0
+    assert 'p_planet' in table.colnames
+
+
+@pytest.mark.parametrize('options, match', [
+    ({'method': 'fft'}, "method must be 'bls' or 'tls'"),
+    ({'period_min': -1}, 'period_min must be a positive number'),
+    ({'period_min': 5.0, 'period_max': 2.0}, 'must exceed period_min'),
+    ({'max_candidates': 0}, 'max_candidates must be an integer >= 1'),
+    ({'min_transits': 1}, 'min_transits must be an integer >= 2'),
+    ({'window': 'wide'}, 'window must be a positive number'),
+])
+def test_bad_search_options_are_refused(vetter, options, match):
+    time, flux = _box_curve()
+    with pytest.raises(ValueError, match=match):
+        vetter.predict(_series(time, flux), n_samples=2, **options)
+
+
+def test_unknown_keyword_is_refused(vetter):
+    time, flux = _box_curve()
+    with pytest.raises(TypeError, match='unexpected keyword'):
+        vetter.predict(_series(time, flux), n_samples=2, period=3.0)
+
+
+def test_a_long_period_beyond_the_baseline_is_not_a_candidate(vetter):
+    # One transit only in the light curve: no periodic candidate.
+    time, flux = _box_curve(periods=(40.0,), depths=(5000e-6,), t0s=(10.0,))
+    table = vetter.predict(_series(time, flux), n_samples=2, seed=0,
+                           min_sde=9.0)
+    assert np.all(table['n_transits'] >= 2)
