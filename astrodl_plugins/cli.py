@@ -631,8 +631,10 @@ def _transit(args):
             path = plot_dir / f"{stem}_candidate{int(row['candidate'])}.png"
             try:
                 with atomic_outputs([path], overwrite=True) as temporaries:
-                    plot_candidate(curves[row['index']], row,
-                                   temporaries[0])
+                    plot_candidate(
+                        curves[row['index']], row, temporaries[0],
+                        title=f"{row['file']} candidate "
+                              f"{int(row['candidate'])}")
             except OSError as exc:
                 raise _write_failed(exc, [path]) from exc
             print(f'wrote {path}')

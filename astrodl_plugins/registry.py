@@ -42,7 +42,8 @@ hookimpl = pluggy.HookimplMarker('astrodl_plugins')
 BUILTIN_PLUGINS = ('astrodl_plugins.structure._plugin',
                    'astrodl_plugins.classification._plugin',
                    'astrodl_plugins.deblending._plugin',
-                   'astrodl_plugins.lenses._plugin')
+                   'astrodl_plugins.lenses._plugin',
+                   'astrodl_plugins.transits._plugin')
 
 #: Entry-point group under which distributions advertise their plugins.
 ENTRY_POINT_GROUP = 'astrodl_plugins'

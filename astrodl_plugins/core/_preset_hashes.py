@@ -48,4 +48,10 @@ PRESET_SHA256 = {
         'model.keras':
             'c616e1de664ed92cc1100550c83c768548ca6adad6e534973683b5c785adb7bd',
     },
+    'transit': {
+        'config.json':
+            '4564ea8f76c27a4a50859edd8faff995ea12b50c27413c3fcb260fab9f008d74',
+        'model.keras':
+            '16f72493d5f66d7a7b68f3c3c832e825b2b7532fa0cf70cfa42dfbd442cb9055',
+    },
 }

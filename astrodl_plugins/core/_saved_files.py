@@ -222,13 +222,29 @@ def check_output_directory(directory, overwrite=False):
     return directory
 
 
+def _inference_copy(model):
+    """
+    ``model`` without its optimizer state (a functional model's layers,
+    shared, in an uncompiled model): a saved estimator holds what
+    prediction needs, and fine-tuning compiles a fresh optimizer.
+    """
+    import keras
+
+    if getattr(model, 'optimizer', None) is None:
+        return model
+    try:
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    except (AttributeError, ValueError, TypeError):  # not functional
+        return model
+
+
 def _write_files(directory, model, config, extra_models):
-    model.save(directory / 'model.keras')
+    _inference_copy(model).save(directory / 'model.keras')
     (directory / 'config.json').write_text(json.dumps(config, indent=2),
                                            encoding='utf-8')
     extra = [f'{name}.keras' for name in extra_models]
     for name, extra_model in extra_models.items():
-        extra_model.save(directory / f'{name}.keras')
+        _inference_copy(extra_model).save(directory / f'{name}.keras')
     manifest = {'sha256': {name: sha256(directory / name)
                            for name in (*FILES, *extra)}}
     if extra:

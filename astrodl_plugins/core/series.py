@@ -204,8 +204,9 @@ class SeriesEstimator(BaseEstimator):
     transit estimator's candidate signals, none or several per light
     curve), then calls the hooks:
 
-    ``_usable(series)``
-        Inputs to measure (default: at least ``min_points`` good values).
+    ``_usable(series, context)``
+        Inputs to measure (default: at least ``min_points`` good values;
+        ``context.options`` holds the predict options).
     ``_rows(series, context)``
         Per usable input, the list of rows to measure in it (default:
         ``[series]``). Rows of one input share its ``index``.
@@ -269,7 +270,7 @@ class SeriesEstimator(BaseEstimator):
                                  uncertainty_parts=uncertainty_parts)
         series = read_series(data)
         context.series = series
-        good = np.asarray(self._usable(series), bool)
+        good = np.asarray(self._usable(series, context), bool)
         found = iter(self._rows([s for s, ok in zip(series, good) if ok],
                                 context))
         input_flags = np.asarray(self._input_flags(series), np.int32)
@@ -291,7 +292,7 @@ class SeriesEstimator(BaseEstimator):
             return table, draws
         return table
 
-    def _usable(self, series):
+    def _usable(self, series, context):
         """Inputs with at least ``min_points`` good values."""
         return [np.count_nonzero(~s.mask) >= self.min_points for s in series]
 

@@ -73,8 +73,9 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
     noise) with ``p_planet_err``, ``p_false_positive``, ``class``,
     ``entropy``, ``mutual_information``, ``ood_score`` and ``flag``. A
     light curve with no signal above the thresholds has no row; one that
-    cannot be searched (all values masked, a baseline shorter than two
-    ``period_min``, no times) has one NaN row flagged ``UNUSABLE``, or,
+    cannot be searched (all values masked, a baseline too short for two
+    transits at ``period_min``, no times) has one NaN row flagged
+    ``UNUSABLE``, or,
     given alone, raises a ValueError that says why.
 
     Parameters
@@ -127,8 +128,10 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
         check_class_prior(self.class_prior, self.classes)
         return options
 
-    def _usable(self, series):
-        reasons = [_unusable_reason(s, self.min_points) for s in series]
+    def _usable(self, series, context):
+        period_min = context.options['period_min']
+        reasons = [_unusable_reason(s, self.min_points, period_min)
+                   for s in series]
         if len(series) == 1 and reasons[0]:
             msg = f'data cannot be searched for transits: {reasons[0]}'
             raise ValueError(msg)
@@ -140,14 +143,9 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
 
     def _rows(self, series, context):
         options = context.options
-        period_min = options['period_min']
         rows = []
         for s in series:
             time, flux = clean_series(s)
-            baseline = time[-1] - time[0]
-            if baseline < 2 * period_min:
-                rows.append([])
-                continue
             found, flat = search.search_transits(time, flux, **options)
             rows.append([_Row(c, time, flat, s.time_scale) for c in found])
         return rows
@@ -306,7 +304,7 @@ def _check_search_options(options):
             raise ValueError(msg)
 
 
-def _unusable_reason(series, min_points):
+def _unusable_reason(series, min_points, period_min):
     """Why a light curve cannot be searched, or None."""
     if series.coordinate is None:
         return ('it has no times: give an astropy TimeSeries (or a '
@@ -321,8 +319,12 @@ def _unusable_reason(series, min_points):
         return ('its median flux is not positive: give fluxes (any unit), '
                 'not magnitudes or a flux already minus its median')
     times = series.coordinate[good]
-    if np.ptp(times) <= 0:
+    baseline = float(np.ptp(times))
+    if baseline <= 0:
         return 'all good cadences have the same time'
+    if baseline < period_min:
+        return (f'its good cadences span {baseline:.3g} days, too short for '
+                f'two transits at period_min={period_min:g} days')
     return None
 
 

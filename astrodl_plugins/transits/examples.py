@@ -6,8 +6,11 @@ the candidates a search finds in them, with labels.
 Signals injected by the simulator (planets, eclipsing binaries, blended
 binaries) are found by a box search over a narrow period range around
 their true period (and half of it for binaries, whose two eclipses a
-search folds together): the candidate then has the ephemeris, duration
-and depth errors of a real search at a fraction of its cost. Light
+search folds together), with the star's other signals masked: the
+candidate then has the ephemeris, duration and depth errors of a real
+search at a fraction of its cost. A candidate that does not fold the
+signal's transits together (the narrow search caught noise or residual
+variability instead) is left out rather than labelled. Light
 curves with no periodic signal (stellar variability, noise) go through
 the full search (`~astrodl_plugins.transits.search.search_transits`):
 the signals it finds are the noise TCEs the vetter must reject.
@@ -57,8 +60,11 @@ def _narrow(time, flat, period, *, width=0.003, n=120, min_transits=2):
     periods = period * np.linspace(1 - width, 1 + width, n)
     best = search.box_search(t, f, periods, peak='power')
     p, t0, duration, _, _ = best
-    stats = search.measure_candidate(t, f, p, t0, duration,
-                                     search.robust_std(f))
+    sigma = search.robust_std(f)
+    stats = search.measure_candidate(t, f, p, t0, duration, sigma)
+    p, t0, stats = search.resolve_half_period(t, f, p, t0, duration, sigma,
+                                              stats,
+                                              min_transits=min_transits)
     if stats['n_transits'] < min_transits or stats['depth'] <= 0:
         return None
     # The SDE of a full search is not known here: NaN (not a network input).
@@ -66,29 +72,62 @@ def _narrow(time, flat, period, *, width=0.003, n=120, min_transits=2):
                             np.nan, stats['n_transits'], 1, stats)
 
 
+def _on_signal(candidate, signal, baseline):
+    """
+    Whether a candidate folds the signal's transits together: its epoch
+    within half a transit duration of one of the signal's eclipses and
+    its period error moving the last transit by less than that.
+    """
+    true, t0 = signal['period'], signal['t0']
+    half = 0.5 * signal['duration']
+    periods = (true, true / 2) if signal['kind'] in ('eb', 'beb') else (
+        true,)
+    for period in periods:  # a binary's two eclipses fold at P / 2
+        k = np.round(candidate.period / period)
+        if k not in (1, 2) or (k == 2 and period == true):
+            continue
+        drift = abs(candidate.period - k * period) * baseline / (k * period)
+        offset = (candidate.t0 - t0 + 0.5 * period) % period - 0.5 * period
+        if drift < half and abs(offset) < half:
+            return True
+    return False
+
+
 def _curve_examples(job):
     """Examples of one light curve (run in a worker)."""
     curve, signals, min_snr, n_global, n_local = job
     time, flux = clean_arrays(curve)
     flat = flatten_curve(time, flux)
+    baseline = float(time.max() - time.min()) if len(time) else 0.0
     found = []
     if signals:
         for signal in signals:
+            # The other signals of the star are masked, as the search
+            # masks each signal it has found: the example shows this one.
+            others = np.zeros(len(time), bool)
+            for other in signals:
+                if other is not signal:
+                    others |= search._in_transit(
+                        time, other['period'], other['t0'],
+                        other['duration'], 3.0)
+            flat_k = np.where(others, np.nan, flat)
             periods = [signal['period']]
             if signal['kind'] in ('eb', 'beb'):
                 periods.append(signal['period'] / 2)
             for trial, period in enumerate(periods):
-                candidate = _narrow(time, flat, period)
-                if candidate is not None and candidate.snr >= min_snr:
+                candidate = _narrow(time, flat_k, period)
+                # Not the signal (noise, or another's transits): no label.
+                if (candidate is not None and candidate.snr >= min_snr
+                        and _on_signal(candidate, signal, baseline)):
                     found.append((candidate, signal['kind'],
-                                  signal['index'], trial))
+                                  signal['index'], flat_k))
     else:
         candidates, _ = search.search_transits(time, flux, max_candidates=2,
                                                oversample=2)
-        found = [(c, curve['kind'], -1, 0) for c in candidates]
+        found = [(c, curve['kind'], -1, flat) for c in candidates]
     out = []
-    for candidate, kind, signal_index, trial in found:
-        views = search.transit_views(time, flat, candidate,
+    for candidate, kind, signal_index, flat_k in found:
+        views = search.transit_views(time, flat_k, candidate,
                                      n_global=n_global, n_local=n_local)
         out.append((views, kind, signal_index, candidate))
     return out
@@ -124,8 +163,10 @@ def candidate_examples(curves, signals, *, min_snr=6.0, n_global=2001,
     by_curve = {}
     for k, row in enumerate(signals):
         by_curve.setdefault(int(row['curve']), []).append(
-            {'period': float(_value(row['period'])), 'kind': str(row['kind']),
-             'index': k})
+            {'period': float(_value(row['period'])),
+             't0': float(_value(row['t0'])),
+             'duration': float(_value(row['duration'])) / 24.0,
+             'kind': str(row['kind']), 'index': k})
     jobs = [(curve, by_curve.get(i, []), min_snr, n_global, n_local)
             for i, curve in enumerate(curves)]
     results = _map(_curve_examples, jobs, n_processes)

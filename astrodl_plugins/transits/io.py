@@ -9,6 +9,7 @@ a time and a flux column; `plot_candidate` draws a candidate's folded
 views with the vetter's verdict.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
     from astropy.table import Table
     from astropy.time import Time
     from astropy.timeseries import TimeSeries
+    from astropy.units import UnitsWarning
 
     path = Path(path)
     if not path.is_file():
@@ -76,7 +78,12 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
                    'TimeSeries yourself')
             raise ValueError(msg)
         try:
-            return TimeSeries.read(path, format=kind)
+            with warnings.catch_warnings():
+                # The missions' unit strings ('BJD - 2457000, days',
+                # 'e-/s') are not FITS units; astropy's readers handle
+                # the columns they need and warn about the others.
+                warnings.simplefilter('ignore', UnitsWarning)
+                return TimeSeries.read(path, format=kind)
         except Exception as error:
             msg = f'could not read {str(path)!r} as {kind}: {error}'
             raise ValueError(msg) from error
@@ -190,7 +197,8 @@ def plot_candidate(data, row, path=None, *, title=None):
     axes[1].plot(*_binned(phase[near] * 24, ppm[near], 60), color='k', lw=1)
     axes[1].legend(loc='lower left', fontsize=8)
     axes[1].set(xlabel='hours from mid-transit', title='local view')
-    shifted = (phase + 0.5 * period) % period - 0.5 * period
+    # Time from the nearest phase 0.5.
+    shifted = (phase + period) % period - 0.5 * period
     sec = np.abs(shifted) < 4 * duration
     axes[2].plot(shifted[sec] * 24, ppm[sec], '.', ms=2, color='0.5')
     if sec.any():

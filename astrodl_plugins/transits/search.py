@@ -23,7 +23,7 @@ import numpy as np
 __all__ = ['SEARCH_DEFAULTS', 'Candidate', 'detrend', 'period_grid',
            'search_transits', 'transit_views', 'VIEW_NAMES', 'SCALAR_NAMES',
            'expected_duration', 'box_search', 'tls_search',
-           'measure_candidate', 'robust_std']
+           'measure_candidate', 'resolve_half_period', 'robust_std']
 
 #: The search settings (`search_transits` keywords), recorded in the meta.
 SEARCH_DEFAULTS = {
@@ -326,6 +326,49 @@ def measure_candidate(time, flux, period, t0, duration, sigma):
     return stats
 
 
+def resolve_half_period(time, flux, period, t0, duration, sigma, stats, *,
+                        min_transits=2, min_sigma=5.0, max_ratio=0.3):
+    """
+    Twice the period when only every other transit is there.
+
+    A planet whose period is beyond the search range, or an eclipsing
+    binary with a shallow secondary, folds at half its period: one parity
+    of transits holds the signal, the other (almost) nothing. When the odd
+    and even depths differ by ``min_sigma`` and the shallower is below
+    ``max_ratio`` of the deeper, the signal is measured again at twice the
+    period, on the deeper parity, if it still has ``min_transits``
+    transits with data.
+
+    Parameters
+    ----------
+    time, flux, period, t0, duration, sigma
+        As for `measure_candidate`.
+    stats : dict
+        What `measure_candidate` returned for ``period`` and ``t0``.
+
+    Returns
+    -------
+    period, t0 : float
+    stats : dict
+        Those of the doubled period (with ``'doubled': True``), or the
+        ones given.
+    """
+    odd, even = stats['depth_odd'], stats['depth_even']
+    deep, shallow = max(odd, even), min(odd, even)
+    if (not np.isfinite(odd) or not np.isfinite(even) or deep <= 0
+            or stats['odd_even_sigma'] < min_sigma
+            or shallow > max_ratio * deep):
+        return period, t0, stats
+    # Odd epochs (t0 + P, t0 + 3P...) hold the deeper transits: start there.
+    start = t0 + period if odd > even else t0
+    doubled = measure_candidate(time, flux, 2 * period, start, duration,
+                                sigma)
+    if doubled['n_transits'] < min_transits:
+        return period, t0, stats
+    doubled['doubled'] = True
+    return 2 * period, start, doubled
+
+
 def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
                     period_max=30.0, min_transits=2, max_candidates=5,
                     min_sde=7.0, min_snr=6.0, oversample=3,
@@ -402,8 +445,12 @@ def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
             fine = np.linspace(period - step, period + step, 81)
             period, t0, duration, depth, _ = box_search(t, f, fine,
                                                         peak='power')
+        sigma = robust_std(flat[active])
         stats = measure_candidate(time[active], flat[active], period, t0,
-                                  duration, robust_std(flat[active]))
+                                  duration, sigma)
+        period, t0, stats = resolve_half_period(
+            time[active], flat[active], period, t0, duration, sigma, stats,
+            min_transits=min_transits)
         if stats['snr'] < min_snr or stats['depth'] <= 0:
             break
         # The same period as a candidate already found: what the mask

@@ -38,9 +38,10 @@ def test_held_out_candidates_are_separated(vetter, held_out):
     logits = probabilities.mean(axis=1)
     planet = np.asarray(held_out[3]['label']) == 'planet'
     assert 20 < planet.sum() < len(planet) - 20
-    # The card's AUC is measured on 2000 light curves; this checks that
+    # The card's AUC (0.956) is measured on 2000 light curves; on these
+    # ~150 candidates it scatters by a few hundredths: this checks that
     # the shipped weights separate the classes, not the last digit.
-    assert roc_auc(planet, logits[:, 0] - logits[:, 1]) > 0.95
+    assert roc_auc(planet, logits[:, 0] - logits[:, 1]) > 0.88
 
 
 def _star(kind, seed=0):

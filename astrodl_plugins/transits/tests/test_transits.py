@@ -202,6 +202,10 @@ def test_bad_light_curve_in_a_batch_is_a_flagged_row(vetter):
     (lambda t, f: _series(t[:40], f[:40]), 'fewer than 50'),
     (lambda t, f: _series(t, f - 1.0), 'median flux is not positive'),
     (lambda t, f: f * u.electron / u.s, 'no times'),
+    # 0.4 days: not two transits even at period_min = 0.5 days.
+    (lambda t, f: _series(t[0] + np.linspace(0.0, 0.4, 300),
+                          np.ones(300)),
+     'too short for two transits at period_min=0.5'),
 ])
 def test_a_single_bad_light_curve_is_a_clear_error(vetter, make, match):
     time, flux = _box_curve()
