@@ -38,11 +38,14 @@ class SourceFlags(BitFlagNameMap):
                          'sources or without a clear stellar locus')
     NOT_LENS = 128, ('the lens finder run alongside gives p_lens below '
                      'min_p_lens: lens parameters are not meaningful')
+    PERIOD_ALIAS = 256, ('every transit with data has the same parity '
+                         '(the others fall in gaps): the period may be '
+                         'twice the one given')
 
 
 #: Every flag name, in bit order.
 FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE',
-              'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS')
+              'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS', 'PERIOD_ALIAS')
 
 
 def flag_descriptions(names=FLAG_NAMES):

@@ -75,8 +75,10 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
     light curve with no signal above the thresholds has no row; one that
     cannot be searched (all values masked, a baseline too short for two
     transits at ``period_min``, no times) has one NaN row flagged
-    ``UNUSABLE``, or,
-    given alone, raises a ValueError that says why.
+    ``UNUSABLE``, or, given alone, raises a ValueError that says why.
+    ``PERIOD_ALIAS`` flags a candidate whose transits with data all have
+    the same parity (the others fall in gaps): its true period may be
+    twice the one given.
 
     Parameters
     ----------
@@ -108,7 +110,8 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
     classes = ('planet', 'false_positive')
     min_points = 50
     predict_options = dict(TRANSIT_SEARCH_OPTIONS)
-    flag_names = ('MASKED', 'OUT_OF_RANGE', 'UNUSABLE', 'UNFAMILIAR')
+    flag_names = ('MASKED', 'OUT_OF_RANGE', 'UNUSABLE', 'UNFAMILIAR',
+                  'PERIOD_ALIAS')
     range_margins = {'period': (0.0, 0.0), 'depth': (0.0, 0.0),
                      'duration': (0.25, 0.25)}
 
@@ -163,6 +166,12 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
                                               n_local=self.n_local)
             global_views[k, :, 0], local_views[k], scalars[k] = g, loc, sc
         candidates = [row.candidate for row in rows]
+        # Every transit with data of one parity: the period may be 2P.
+        alias = np.array([c.extra.get('n_odd', 1) == 0
+                          or c.extra.get('n_even', 1) == 0
+                          for c in candidates], bool)
+        context.flags[context.usable] |= np.where(
+            alias, SourceFlags.PERIOD_ALIAS, 0).astype(context.flags.dtype)
         aux = context.aux
         aux['period'] = np.array([c.period for c in candidates])
         aux['depth'] = np.array([c.depth * 1e6 for c in candidates])

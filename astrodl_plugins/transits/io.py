@@ -9,6 +9,7 @@ a time and a flux column; `plot_candidate` draws a candidate's folded
 views with the vetter's verdict.
 """
 
+import io
 import warnings
 from pathlib import Path
 
@@ -83,7 +84,15 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
                 # 'e-/s') are not FITS units; astropy's readers handle
                 # the columns they need and warn about the others.
                 warnings.simplefilter('ignore', UnitsWarning)
-                return TimeSeries.read(path, format=kind)
+                # Cadences without a time are dropped by the reader, as
+                # they would be masked here.
+                warnings.filterwarnings(
+                    'ignore', message=r'Ignoring \d+ rows with NaN times',
+                    category=UserWarning)
+                # From memory: astropy's readers leave the file open
+                # when they raise part-way.
+                return TimeSeries.read(io.BytesIO(path.read_bytes()),
+                                       format=kind)
         except Exception as error:
             msg = f'could not read {str(path)!r} as {kind}: {error}'
             raise ValueError(msg) from error

@@ -278,7 +278,8 @@ def measure_candidate(time, flux, period, t0, duration, sigma):
     -------
     dict
         ``depth``, ``depth_err``, ``snr``, ``n_transits``,
-        ``depth_odd``, ``depth_even``, ``odd_even_sigma``,
+        ``depth_odd``, ``depth_even``, ``odd_even_sigma``, ``n_odd`` and
+        ``n_even`` (in-transit points of odd and even transits),
         ``secondary_depth``, ``secondary_phase``.
     """
     inside = _in_transit(time, period, t0, duration, 0.8)
@@ -294,9 +295,10 @@ def measure_candidate(time, flux, period, t0, duration, sigma):
              'snr': float(depth / depth_err) if depth_err > 0 else 0.0,
              'n_transits': n_transits}
     depths = []
-    for parity in (1, 0):
+    for parity, name in ((1, 'n_odd'), (0, 'n_even')):
         sel = inside & (epochs % 2 == parity)
         n = int(np.count_nonzero(sel))
+        stats[name] = n
         depths.append((level - np.mean(flux[sel]), sigma / np.sqrt(n))
                       if n else (np.nan, np.inf))
     (odd, odd_err), (even, even_err) = depths
