@@ -586,7 +586,8 @@ def _transit(args):
         raise ValueError(msg)
     # Unreadable files are refused before TensorFlow loads.
     curves = [read_light_curve(path, time_format=args.time_format,
-                               time_scale=args.time_scale)
+                               time_scale=args.time_scale,
+                               instrument=args.instrument)
               for path in args.lightcurve]
     _load_tensorflow(args.verbose)
     from . import get_estimator
@@ -957,6 +958,9 @@ def _parser(with_names=True):
                          help="what a table's plain-number times are")
     transit.add_argument('--time-scale', default=None, help='their time '
                          'scale (tdb for barycentric times, utc...)')
+    transit.add_argument('--instrument', default=None, help='keep the rows '
+                         "of this instrument of a table whose text column "
+                         'names several (K2, LCOGT...)')
     transit.add_argument('--method', choices=('bls', 'tls'), default='bls',
                          help="period search: astropy's box least squares "
                          'or transitleastsquares')

@@ -26,7 +26,8 @@ _TIME_NAMES = ('time', 'bjd', 'btjd', 'bkjd', 't', 'times', 'jd', 'mjd')
 _FLUX_NAMES = ('flux', 'pdcsap_flux', 'sap_flux', 'f', 'fluxes')
 
 
-def read_light_curve(path, *, time_format=None, time_scale=None):
+def read_light_curve(path, *, time_format=None, time_scale=None,
+                     instrument=None):
     """
     Read a light curve file into an astropy `~astropy.timeseries.TimeSeries`.
 
@@ -44,6 +45,11 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
     time_scale : str, optional
         Their time scale (``'tdb'`` for barycentric times, ``'utc'``...).
         Required with ``time_format``.
+    instrument : str, optional
+        Keep the rows of this instrument of a table whose text column
+        names several (as juliet's files do: ``K2`` and a ground-based
+        ``LCOGT`` transit, say). Their fluxes are not one light curve,
+        so such a table is refused without it.
 
     Returns
     -------
@@ -52,8 +58,9 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
     Raises
     ------
     ValueError
-        An unreadable file, no time or flux column, or plain-number times
-        without ``time_format`` and ``time_scale``.
+        An unreadable file, no time or flux column, plain-number times
+        without ``time_format`` and ``time_scale``, or several instruments
+        without ``instrument``.
     """
     from astropy.io import fits
     from astropy.table import Table
@@ -78,6 +85,10 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
                    f'file (TELESCOP {telescope!r}); read it into an astropy '
                    'TimeSeries yourself')
             raise ValueError(msg)
+        if instrument is not None:
+            msg = (f'instrument={instrument!r} selects rows of a table; '
+                   f'{str(path)!r} is a {kind} file of one instrument')
+            raise ValueError(msg)
         try:
             with warnings.catch_warnings():
                 # The missions' unit strings ('BJD - 2457000, days',
@@ -101,6 +112,7 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
     except Exception as error:
         msg = f'could not read {str(path)!r} as a table: {error}'
         raise ValueError(msg) from error
+    table = _one_instrument(table, instrument, path)
     names = {name.lower(): name for name in table.colnames}
     time_name = next((names[n] for n in _TIME_NAMES if n in names),
                      table.colnames[0])
@@ -137,6 +149,40 @@ def read_light_curve(path, *, time_format=None, time_scale=None):
             series['flux_err'] = error
     series.meta['FILENAME'] = path.name
     return series
+
+
+def _one_instrument(table, instrument, path):
+    """The rows of ``instrument`` in the table's text column of instruments."""
+    labels = [name for name in table.colnames
+              if getattr(table[name], 'dtype', np.dtype(float)).kind in 'USO'
+              and getattr(table[name], 'ndim', 1) == 1]
+    several = [name for name in labels
+               if len(np.unique(np.asarray(table[name]).astype(str))) > 1]
+    if instrument is None:
+        if several:
+            name = several[0]
+            values, counts = np.unique(np.asarray(table[name]).astype(str),
+                                       return_counts=True)
+            listed = ', '.join(f'{str(v)!r} ({c} rows)'
+                               for v, c in zip(values, counts))
+            msg = (f'the rows of {str(path)!r} come from several instruments '
+                   f'(column {name!r}: {listed}); their fluxes are not one '
+                   'light curve: pick one with instrument= (command line: '
+                   '--instrument)')
+            raise ValueError(msg)
+        return table
+    if not labels:
+        msg = (f'instrument={instrument!r}, but {str(path)!r} has no text '
+               'column of instruments')
+        raise ValueError(msg)
+    name = several[0] if several else labels[0]
+    values = np.char.strip(np.asarray(table[name]).astype(str))
+    keep = values == str(instrument)
+    if not keep.any():
+        msg = (f'instrument={instrument!r} is not in column {name!r} of '
+               f'{str(path)!r} (it has {sorted(set(values.tolist()))})')
+        raise ValueError(msg)
+    return table[keep]
 
 
 def _is_fits(path):

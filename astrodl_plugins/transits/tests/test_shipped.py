@@ -82,7 +82,9 @@ KNOWN = {
     'wasp18b_lc.fits': ({}, [0.941452]),
     'tess2019032160000-s0008-0000000413248763-0136-s_lc.fits': ({},
                                                                [3.93072]),
-    'K2-140_lc.dat': ({'time_format': 'jd', 'time_scale': 'tdb'},
+    # juliet's file adds a ground-based transit (LCOGT) to K2's.
+    'K2-140_lc.dat': ({'time_format': 'jd', 'time_scale': 'tdb',
+                       'instrument': 'K2'},
                       [6.56918]),
     'EPIC201367065.csv': ({'time_format': 'bkjd', 'time_scale': 'tdb'},
                           [10.05449, 24.64638]),
@@ -150,7 +152,13 @@ def test_command_line_needs_the_time_scale_of_plain_times(tmp_path, capsys):
     from astrodl_plugins.cli import main
 
     path = light_curve_path('K2-140_lc.dat')
-    status = main(['transit', str(path)])
+    status = main(['transit', str(path), '--instrument', 'K2'])
     assert status == 2
     err = capsys.readouterr().err
     assert 'plain numbers' in err and '--time-format' in err
+    # K2 and a ground-based transit in one file: one must be picked.
+    status = main(['transit', str(path), '--time-format', 'jd',
+                   '--time-scale', 'tdb'])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "'LCOGT' (98 rows)" in err and '--instrument' in err

@@ -247,3 +247,47 @@ def test_a_long_period_beyond_the_baseline_is_not_a_candidate(vetter):
     table = vetter.predict(_series(time, flux), n_samples=2, seed=0,
                            min_sde=9.0)
     assert np.all(table['n_transits'] >= 2)
+
+
+# -- reading files ----------------------------------------------------------
+
+
+def _two_instrument_file(tmp_path):
+    time, flux = _box_curve()
+    lines = [f'{t + 2400000.5:.6f} {f:.7f} 0.0003 {"K2" if k % 10 else "LCOGT"}'
+             for k, (t, f) in enumerate(zip(time, flux))]
+    path = tmp_path / 'mixed_lc.dat'
+    path.write_text('\n'.join(lines) + '\n')
+    return path, len(time)
+
+
+def test_a_table_of_several_instruments_needs_one_picked(tmp_path):
+    from astrodl_plugins.transits.io import read_light_curve
+
+    path, n = _two_instrument_file(tmp_path)
+    with pytest.raises(ValueError, match=r"several instruments .*'K2' "
+                                         r"\(\d+ rows\), 'LCOGT'.*"
+                                         'instrument='):
+        read_light_curve(path, time_format='jd', time_scale='tdb')
+    k2 = read_light_curve(path, time_format='jd', time_scale='tdb',
+                          instrument='K2')
+    lcogt = read_light_curve(path, time_format='jd', time_scale='tdb',
+                             instrument='LCOGT')
+    assert len(k2) + len(lcogt) == n and len(lcogt) == -(-n // 10)
+    with pytest.raises(ValueError, match="instrument='TESS' is not in"):
+        read_light_curve(path, time_format='jd', time_scale='tdb',
+                         instrument='TESS')
+
+
+def test_instrument_of_a_single_instrument_table(tmp_path):
+    from astrodl_plugins.transits.io import read_light_curve
+
+    time, flux = _box_curve()
+    path = tmp_path / 'plain.csv'
+    path.write_text('time,flux\n' + '\n'.join(
+        f'{t:.6f},{f:.7f}' for t, f in zip(time, flux)) + '\n')
+    with pytest.raises(ValueError, match='no text column of instruments'):
+        read_light_curve(path, time_format='mjd', time_scale='tdb',
+                         instrument='K2')
+    assert len(read_light_curve(path, time_format='mjd',
+                                time_scale='tdb')) == len(time)
