@@ -29,7 +29,9 @@ FILES = {
     'EPIC201367065.csv': ({'time_format': 'bkjd', 'time_scale': 'tdb'},
                           {'K2-3 b': 10.05449, 'K2-3 c': 24.64638,
                            'K2-3 d': 44.5563}),
-    'K2-140_lc.dat': ({'time_format': 'jd', 'time_scale': 'tdb'},
+    # juliet's file adds a ground-based transit (LCOGT): K2's alone.
+    'K2-140_lc.dat': ({'time_format': 'jd', 'time_scale': 'tdb',
+                       'instrument': 'K2'},
                       {'K2-140 b': 6.56918}),
     'K2-32_lc.dat': ({'time_format': 'jd', 'time_scale': 'tdb'},
                      {'K2-32 b': 8.99213, 'K2-32 c': 20.66186,
@@ -40,10 +42,15 @@ FILES = {
 
 
 def known_planet(period, planets, tolerance=1e-3):
-    """Name of the known planet at ``period`` (within ``tolerance``)."""
-    for name, true in planets.items():
-        if abs(period - true) <= tolerance * true:
-            return name
+    """
+    Name of the known planet at ``period`` (within ``tolerance``), with
+    `` (P/2)`` or `` (2P)`` when the signal is found at half or twice the
+    planet's period (still that planet's transits).
+    """
+    for suffix, factor in (('', 1.0), (' (P/2)', 0.5), (' (2P)', 2.0)):
+        for name, true in planets.items():
+            if abs(period - factor * true) <= tolerance * factor * true:
+                return name + suffix
     return ''
 
 

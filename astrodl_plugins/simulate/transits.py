@@ -7,7 +7,10 @@ holds one kind of signal (`KINDS`):
 
 * ``planet``: one to three transiting planets (batman, Kreidberg 2015,
   quadratic limb darkening, integrated over the long cadences), with
-  durations set by a drawn stellar density;
+  durations set by a drawn stellar density, and each planet's occultation
+  (thermal and reflected light), phase curve and the ellipsoidal
+  variation its mass raises on the star (hundreds of ppm for hot giants
+  such as WASP-18 b, nothing measurable for small or distant planets);
 * ``eb``: an eclipsing binary (primary 1-40 % deep, or grazing and
   V-shaped in 30 %) with a secondary eclipse and ellipsoidal variation; in
   half of them the secondary is 70-90 % as deep as the primary, at phase
@@ -426,9 +429,11 @@ def _simulate_curve(rng, config):
             secondary_depth=signal['secondary_depth'] / signal['dilution']
             * 1e-6, secondary_phase=signal['secondary_phase'],
             supersample=spec['supersample'], exposure=exposure)
-        # An EB's tidal distortion: minima of light at the conjunctions.
+        # Tidal distortion: minima of light at the conjunctions.
         phase = 4 * np.pi * (time - signal['t0']) / signal['period']
         shape -= signal['ellipsoidal'] * (np.cos(phase) - 1)
+        # A planet's day side, brightest at phase 0.5.
+        shape += signal.get('phase_curve', 0.0) * (1 - np.cos(phase / 2)) / 2
         model *= 1 - signal['dilution'] * (1 - shape)
     sigma = loguniform(rng, *config['noise_range']) * 1e-6
     star = 1 + _rotation_and_variability(rng, time, step, kind)
@@ -527,7 +532,38 @@ def _draw_planet(rng, start, config, taken):
               'ellipsoidal': 0.0, 'dilution': 1.0, 'odd_even': 1.0,
               'search_period': period}
     signal['depth'] = _depth(signal)
+    signal.update(_planet_light(rng, signal, config['spec']['mission']))
     return signal
+
+
+def _planet_light(rng, signal, mission):
+    """
+    What a close-in planet adds beyond its transit (Shporer 2017): its
+    occultation at phase 0.5 (thermal emission of a dayside without heat
+    redistribution, plus reflected light), its phase curve and the star's
+    ellipsoidal variation from the planet's mass. Negligible but for hot
+    giants; WASP-18 b shows about 340 ppm and 190 ppm in TESS.
+    """
+    # Closer than about 2.7 stellar radii a giant would be torn apart
+    # (Roche limit): such short orbits get the light of one at 2.7.
+    rp_rs, a_rs = signal['rp_rs'], max(signal['a_rs'], 2.7)
+    t_star = rng.uniform(4500.0, 6700.0)
+    t_day = t_star * np.sqrt(1.0 / a_rs) * (2.0 / 3.0) ** 0.25
+    # Planck's law at the band's centre: Kepler 0.65 micron, TESS 0.8.
+    x = 0.014388 / (0.65e-6 if mission == 'Kepler' else 0.8e-6)
+    thermal = np.expm1(x / t_star) / np.expm1(x / t_day)
+    albedo = rng.uniform(0.0, 0.2)
+    occultation = rp_rs ** 2 * thermal + albedo * (rp_rs / a_rs) ** 2
+    # Giants (about Saturn's radius and up around a Sun-like star) span
+    # 0.1-13 Jupiter masses; smaller planets, Earth to Neptune masses.
+    if rp_rs > 0.06:
+        mass_ratio = loguniform(rng, 0.1, 13.0) * 9.55e-4
+    else:
+        mass_ratio = loguniform(rng, 3e-6, 5e-5)
+    sin_i2 = 1 - (signal['impact'] / signal['a_rs']) ** 2
+    return {'secondary_depth': float(occultation * 1e6),
+            'phase_curve': float(occultation * rng.uniform(0.5, 1.0)),
+            'ellipsoidal': float(mass_ratio * a_rs ** -3 * sin_i2)}
 
 
 def _depth(signal):

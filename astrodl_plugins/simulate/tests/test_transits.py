@@ -185,7 +185,10 @@ class TestSimulateLightCurveArrays:
         assert np.all((density > 0.29) & (density < 3.01))
         assert np.all((planets['impact'] >= 0) & (planets['impact'] <= 0.9))
         assert np.all(planets['odd_even'] == 1)
-        assert np.all(planets['secondary_depth'] == 0)
+        # A planet's occultation is a small fraction of its transit (it
+        # shows only for hot giants).
+        assert np.all(planets['secondary_depth'] >= 0)
+        assert np.all(planets['secondary_depth'] < 0.25 * planets['depth'])
         assert np.all(planets['search_period'] == planets['period'])
 
     def test_planet_depth_recovered(self):
@@ -193,16 +196,30 @@ class TestSimulateLightCurveArrays:
             30, seed=6, kinds=['planet'], mission='tess-2min',
             noise_range=(20, 40), depth_range=(2000, 20000),
             period_range=(1.0, 5.0))
-        checked = 0
+        ratios = []
         for row in signals[signals['impact'] < 0.7]:
             depths = folded_depths(curves[row['curve']], row, row['period'],
                                    row['t0'])
             if len(depths) >= 2:
-                measured = np.median(list(depths.values())) * 1e6
-                assert measured == pytest.approx(row['depth'], rel=0.1)
-                checked += 1
-        assert checked >= 10
+                ratios.append(np.median(list(depths.values())) * 1e6
+                              / row['depth'])
+        ratios = np.array(ratios)
+        assert len(ratios) >= 10
+        # A quadratic baseline cannot follow the fastest, strongest spot
+        # modulation (1-day rotation, 2 %): most, not all, are within 10 %.
+        assert np.median(ratios) == pytest.approx(1.0, abs=0.05)
+        assert np.mean(np.abs(ratios - 1) < 0.1) >= 0.8
         assert np.all(signals['snr'] > 0) and np.all(signals['n_transits'] > 0)
+
+    def test_hot_giants_show_their_occultation(self):
+        _, signals = simulate_light_curve_arrays(
+            30, seed=2, kinds=['planet'], mission='tess-2min',
+            depth_range=(8000, 20000), period_range=(0.5, 1.5))
+        hot = signals[(signals['rp_rs'] > 0.08) & (signals['a_rs'] < 4)]
+        assert len(hot) >= 5
+        # Tens to hundreds of ppm (WASP-18 b: about 340 ppm in TESS).
+        assert np.all(hot['secondary_depth'] > 20)
+        assert np.all(hot['secondary_depth'] < 2000)
 
     def test_similar_eb_odd_even(self):
         curves, signals = simulate_light_curve_arrays(
