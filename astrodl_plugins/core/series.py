@@ -31,6 +31,10 @@ _FLUX_COLUMNS = ('flux', 'pdcsap_flux', 'sap_flux')
 #: masks it.
 QUALITY_IGNORED = 2048 | 4096 | 131072 | 262144
 
+#: Quality columns, in order of preference (astropy's ``kepler.fits``
+#: reader calls Kepler's ``SAP_QUALITY``).
+_QUALITY_COLUMNS = ('quality', 'sap_quality')
+
 
 @dataclass
 class Series:
@@ -75,8 +79,10 @@ def read_series(data, *, name='data'):
         A specutils spectrum (its ``spectral_axis``), a 1-D NDData, a
         ``TimeSeries`` (its ``time`` and ``flux`` column, else
         ``pdcsap_flux`` or ``sap_flux``, with ``<column>_err``; cadences
-        with a ``quality`` bit other than those of `QUALITY_IGNORED` are
-        masked, as are cadences without a finite time), or 1-D values.
+        with a ``quality`` (or ``sap_quality``, as astropy's
+        ``kepler.fits`` reader names it) bit other than those of
+        `QUALITY_IGNORED` are masked, as are cadences without a finite
+        time), or 1-D values.
         Masks (NDData's, NumPy masked arrays, masked columns and astropy
         ``Masked`` quantities) and uncertainties are honoured: values
         whose uncertainty is 0 or NaN are masked, a negative one is refused
@@ -144,12 +150,15 @@ def _read_one(data, name):
                              if unit is not None else error, np.float64)
             if error_mask is not None:
                 error[error_mask] = np.nan
-        if 'quality' in data.colnames:
-            quality, _ = split_mask(data['quality'])
+        # astropy's kepler.fits reader names Kepler's column sap_quality.
+        quality_column = next((c for c in _QUALITY_COLUMNS
+                               if c in data.colnames), None)
+        if quality_column is not None:
+            quality, _ = split_mask(data[quality_column])
             quality = np.asarray(quality)
             if quality.dtype.kind in 'iu':
                 masks.append(((quality.astype(np.int64) & ~QUALITY_IGNORED)
-                              != 0, f'{name}[quality]'))
+                              != 0, f'{name}[{quality_column}]'))
         if 'time' in data.colnames:
             # Times of any format, as MJD (days) in their own scale.
             times = data['time']

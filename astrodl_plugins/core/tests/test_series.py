@@ -140,6 +140,18 @@ class TestReadSeries:
         np.testing.assert_array_equal(series.values, np.arange(4.0))
         assert series.error is None
 
+    @pytest.mark.parametrize('column', ['quality', 'sap_quality'])
+    def test_timeseries_quality_bits(self, column):
+        # astropy's kepler.fits reader calls Kepler's column sap_quality.
+        ts = TimeSeries(time=Time(np.arange(4.0), format='mjd'),
+                        data={'pdcsap_flux': np.ones(4),
+                              column: np.array([0, 32, 2048, 1], np.int32)})
+        (series,) = read_series(ts)
+        # Desaturation (32) and attitude tweak (1) mask; stray light
+        # (2048) is informational.
+        np.testing.assert_array_equal(series.mask,
+                                      [False, True, False, True])
+
     def test_masked_table_column(self):
         table = Table({'flux': np.ma.masked_array([1.0, 2.0, 3.0],
                                                   mask=[0, 1, 0])})
