@@ -82,6 +82,8 @@ KNOWN = {
     'wasp18b_lc.fits': ({}, [0.941452]),
     'tess2019032160000-s0008-0000000413248763-0136-s_lc.fits': ({},
                                                                [3.93072]),
+    'tess2018234235059-s0002-0000000402026209-0121-s_lc.fits': ({},
+                                                               [1.338231]),
     # juliet's file adds a ground-based transit (LCOGT) to K2's.
     'K2-140_lc.dat': ({'time_format': 'jd', 'time_scale': 'tdb',
                        'instrument': 'K2'},
@@ -95,6 +97,12 @@ KNOWN = {
 #: Stars without a known planet: nothing may be called a planet unflagged.
 QUIET = ('kplr010002792-2009259160929_llc.fits',
          'kplr001430163-2010355172524_llc.fits')
+
+#: Stars whose planets may show (or not) in the file: no signal at any
+#: other period (or P/2, 2P) may be called a planet unflagged. TOI-216's
+#: b (17.1 d) and c (34.6 d) transit at most twice and once in sector 1.
+OTHERS = {'hlsp_tess-data-alerts_tess_phot_00055652896-s01_tess_v1_lc.fits':
+          [17.0968, 34.5516]}
 
 
 def _predict(vetter, name, **kwargs):
@@ -124,6 +132,17 @@ def test_stars_without_planets_get_no_unflagged_planet(vetter, name):
     confident = (np.asarray(table['p_planet']) >= 0.5) & (
         np.asarray(table['flag']) == 0)
     assert not confident.any(), table
+
+
+@pytest.mark.parametrize('name', sorted(OTHERS))
+def test_signals_that_are_no_known_planet_are_not_called_planets(vetter,
+                                                                 name):
+    table = _predict(vetter, name)
+    for row in table:
+        period = row['period'].value
+        known = any(abs(period - f * p) <= 1e-3 * f * p
+                    for p in OTHERS[name] for f in (0.5, 1.0, 2.0))
+        assert known or row['p_planet'] < 0.5 or row['flag'] != 0, row
 
 
 # -- command line -----------------------------------------------------------
