@@ -25,7 +25,7 @@ _EXPORTS = {
                'split_mask', 'uncertainty_std'),
     'psf': ('PSF_KEYS', 'psf_given', 'psf_origin', 'resolve_psf_fwhm',
             'estimate_image_psf', 'PSFEstimate'),
-    'series': ('Series', 'read_series', 'SeriesEstimator'),
+    'series': ('Series', 'read_series', 'SeriesEstimator', 'QUALITY_IGNORED'),
     'sources': ('Sources', 'locate_sources', 'positions_xy', 'cut_stamps',
                 'footprint_extents', 'block_image', 'sampling_factors'),
     'stamps': ('SourceStampEstimator',),

@@ -50,8 +50,8 @@ PRESET_SHA256 = {
     },
     'transit': {
         'config.json':
-            '4564ea8f76c27a4a50859edd8faff995ea12b50c27413c3fcb260fab9f008d74',
+            '71664b898e8717b75f9a5143ebea62f27e8a7ee63fcd1955c1fead0f33d967ea',
         'model.keras':
-            '16f72493d5f66d7a7b68f3c3c832e825b2b7532fa0cf70cfa42dfbd442cb9055',
+            '020aea5fc8832502eb3e00d15a547bde023e5d27bcfd4f3548311e59d88b982b',
     },
 }

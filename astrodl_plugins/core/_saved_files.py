@@ -233,7 +233,10 @@ def _inference_copy(model):
     if getattr(model, 'optimizer', None) is None:
         return model
     try:
-        return keras.Model(model.inputs, model.outputs, name=model.name)
+        # ``input``/``output`` keep the structure the model was built
+        # with (one tensor, a list, a dict): a single-input model rebuilt
+        # from ``inputs`` would expect a list and warn on a tensor.
+        return keras.Model(model.input, model.output, name=model.name)
     except (AttributeError, ValueError, TypeError):  # not functional
         return model
 

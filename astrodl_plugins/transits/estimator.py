@@ -150,7 +150,9 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
         for s in series:
             time, flux = clean_series(s)
             found, flat = search.search_transits(time, flux, **options)
-            rows.append([_Row(c, time, flat, s.time_scale) for c in found])
+            rows.append([_Row(c, time, search.mask_others(time, flat, c,
+                                                          found),
+                              s.time_scale) for c in found])
         return rows
 
     def _prepare(self, rows, context):

@@ -23,7 +23,8 @@ import numpy as np
 __all__ = ['SEARCH_DEFAULTS', 'Candidate', 'detrend', 'period_grid',
            'search_transits', 'transit_views', 'VIEW_NAMES', 'SCALAR_NAMES',
            'expected_duration', 'box_search', 'tls_search',
-           'measure_candidate', 'resolve_half_period', 'robust_std']
+           'measure_candidate', 'resolve_half_period', 'robust_std',
+           'mask_others']
 
 #: The search settings (`search_transits` keywords), recorded in the meta.
 SEARCH_DEFAULTS = {
@@ -464,6 +465,21 @@ def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
                 stats['n_transits'], len(candidates) + 1, stats))
         active &= ~_in_transit(time, period, t0, duration, 3.0)
     return candidates, flat
+
+
+def mask_others(time, flat, candidate, candidates, factor=3.0):
+    """
+    ``flat`` with the transits of the light curve's other ``candidates``
+    masked (NaN within ``factor`` half-durations of their mid-transits),
+    so that one candidate's views show its own transits only, as the
+    training examples do.
+    """
+    others = np.zeros(len(time), bool)
+    for other in candidates:
+        if other is not candidate:
+            others |= _in_transit(time, other.period, other.t0,
+                                  other.duration, factor)
+    return np.where(others, np.nan, flat) if others.any() else flat
 
 
 def _binned(x, y, centres, half_width):

@@ -72,6 +72,22 @@ def test_search_finds_two_planets_at_their_periods():
     assert first.depth == pytest.approx(depth, rel=0.25)
 
 
+def test_each_candidates_views_mask_the_others_transits():
+    time, flux = _box_curve(periods=(3.7, 5.9), depths=(2500e-6, 1800e-6),
+                            durations=(3.0, 4.0), t0s=(1.3, 2.2))
+    found, flat = search.search_transits(time, flux)
+    a, b = found[:2]
+    own = search.mask_others(time, flat, a, found)
+    b_transits = search._in_transit(time, b.period, b.t0, b.duration)
+    a_transits = search._in_transit(time, a.period, a.t0, a.duration)
+    b_zone = search._in_transit(time, b.period, b.t0, b.duration, 3.0)
+    assert np.all(np.isnan(own[b_transits]))
+    assert np.isfinite(own[a_transits & ~b_zone]).mean() > 0.95
+    # The input is not changed, and a lone candidate sees everything.
+    assert np.isfinite(flat[b_transits]).mean() > 0.95
+    assert search.mask_others(time, flat, a, [a]) is flat
+
+
 def test_search_on_noise_returns_few_weak_signals():
     time, flux = _box_curve(depths=(0.0,), seed=3)
     found, _ = search.search_transits(time, flux, min_sde=9.0, min_snr=7.0)
