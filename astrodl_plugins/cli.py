@@ -635,7 +635,8 @@ def _transit(args):
                     plot_candidate(
                         curves[row['index']], row, temporaries[0],
                         title=f"{row['file']} candidate "
-                              f"{int(row['candidate'])}")
+                              f"{int(row['candidate'])}",
+                        others=table[table['index'] == row['index']])
             except OSError as exc:
                 raise _write_failed(exc, [path]) from exc
             print(f'wrote {path}')

@@ -115,11 +115,21 @@ def main():
                   f" {planet or '-'}{'  WRONG, unflagged' if bad else ''}")
             t0 = float(getattr(row['t0'], s.time_scale or 'tdb').mjd)
             duration = float(row['duration'].value) / 24
+            # The other candidates' transits masked, as the vetter saw it.
+            shown = flat
+            for other in table:
+                if other['candidate'] != row['candidate']:
+                    shown = np.where(search._in_transit(
+                        time, float(other['period'].value),
+                        float(getattr(other['t0'], s.time_scale
+                                      or 'tdb').mjd),
+                        float(other['duration'].value) / 24, 3.0),
+                        np.nan, shown)
             phase = (time - t0 + 0.5 * period) % period - 0.5 * period
             near = np.abs(phase) < 3 * duration
             ax = axes[r, c]
             ax.axis('on')
-            ax.plot(phase[near] * 24, (flat[near] - 1) * 1e6, '.', ms=1.5,
+            ax.plot(phase[near] * 24, (shown[near] - 1) * 1e6, '.', ms=1.5,
                     color='0.4')
             ax.set_title(f"P={period:.4g} d {planet or ''}\np_planet "
                          f"{p:.2f} flag {int(row['flag'])}", fontsize=7,

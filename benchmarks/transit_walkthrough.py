@@ -27,8 +27,10 @@ def make_star(seed=4):
         transit_model,
     )
 
+    # 150 ppm per long cadence: a quiet Kepler star of about 13th mag.
     curves, _ = simulate_light_curves(1, seed=seed, mission='kepler-long',
-                                      kinds=('noise',))
+                                      kinds=('noise',),
+                                      noise_range=(150, 150))
     star = curves[0]
     time = star.time.mjd
     start = time[0]
@@ -73,7 +75,7 @@ def main():
     print('injected:', truth)
     output = Path(args.output)
     for row in table:
-        figure = plot_candidate(star, row, title=f"candidate "
+        figure = plot_candidate(star, row, others=table, title=f"candidate "
                                 f"{int(row['candidate'])}")
         figure.savefig(output / f"transit_walkthrough_{int(row['candidate'])}"
                        '.png', dpi=70)

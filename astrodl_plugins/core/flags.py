@@ -41,11 +41,16 @@ class SourceFlags(BitFlagNameMap):
     PERIOD_ALIAS = 256, ('every transit with data has the same parity '
                          '(the others fall in gaps): the period may be '
                          'twice the one given')
+    LOW_SNR = 512, ('S/N below the lowest at which the vetter separates '
+                    'planets from false positives reliably (held-out AUC '
+                    'of at least 0.95, the model card\'s table by S/N): '
+                    'the class is uncertain')
 
 
 #: Every flag name, in bit order.
 FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE',
-              'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS', 'PERIOD_ALIAS')
+              'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS', 'PERIOD_ALIAS',
+              'LOW_SNR')
 
 
 def flag_descriptions(names=FLAG_NAMES):

@@ -78,7 +78,9 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
     ``UNUSABLE``, or, given alone, raises a ValueError that says why.
     ``PERIOD_ALIAS`` flags a candidate whose transits with data all have
     the same parity (the others fall in gaps): its true period may be
-    twice the one given.
+    twice the one given. ``LOW_SNR`` flags a candidate whose S/N is below
+    `reliable_snr`, where the held-out simulations show the vetter's
+    calls to be unreliable.
 
     Parameters
     ----------
@@ -111,7 +113,10 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
     min_points = 50
     predict_options = dict(TRANSIT_SEARCH_OPTIONS)
     flag_names = ('MASKED', 'OUT_OF_RANGE', 'UNUSABLE', 'UNFAMILIAR',
-                  'PERIOD_ALIAS')
+                  'PERIOD_ALIAS', 'LOW_SNR')
+    #: Held-out AUC a band of S/N needs for its calls to count as reliable
+    #: (`reliable_snr`).
+    reliable_auc = 0.95
     range_margins = {'period': (0.0, 0.0), 'depth': (0.0, 0.0),
                      'duration': (0.25, 0.25)}
 
@@ -174,6 +179,12 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
                           for c in candidates], bool)
         context.flags[context.usable] |= np.where(
             alias, SourceFlags.PERIOD_ALIAS, 0).astype(context.flags.dtype)
+        # Weak signals, where the held-out AUC is below reliable_auc.
+        reliable = self.reliable_snr()
+        if reliable is not None:
+            weak = np.array([c.snr < reliable for c in candidates], bool)
+            context.flags[context.usable] |= np.where(
+                weak, SourceFlags.LOW_SNR, 0).astype(context.flags.dtype)
         aux = context.aux
         aux['period'] = np.array([c.period for c in candidates])
         aux['depth'] = np.array([c.depth * 1e6 for c in candidates])
@@ -185,6 +196,38 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
         aux['candidate'] = np.array([c.number for c in candidates])
         aux['time_scale'] = np.array([row.time_scale or 'tdb' for row in rows])
         return [global_views, local_views, scalars]
+
+    def reliable_snr(self):
+        """
+        The S/N from which the vetter's calls are reliable, or `None`.
+
+        The lower edge of the lowest band of S/N of the model card's table
+        "Held-out candidates by S/N" from which every band up has a
+        held-out AUC of at least `reliable_auc`; candidates below it are
+        flagged ``LOW_SNR``. `None` for a model without that table.
+
+        Returns
+        -------
+        float or None
+        """
+        card = getattr(self, 'card_', None) or {}
+        table = next((t for t in card.get('tables', [])
+                      if str(t.get('title', '')).startswith(
+                          'Held-out candidates by S/N')), None)
+        if table is None:
+            return None
+        bands = []
+        for row in table['rows']:
+            auc = str(row[table['header'].index('AUC')])
+            if auc:  # empty: a band without both classes
+                bands.append((float(str(row[0]).split('-')[0]), float(auc)))
+        threshold = None
+        for low, auc in sorted(bands, reverse=True):
+            if not auc >= self.reliable_auc:
+                break
+            threshold = low
+        # No reliable band: every candidate is weak.
+        return threshold if threshold is not None else np.inf
 
     def _decode(self, raw, context, rng):
         return self._probability_draws(raw)
@@ -235,6 +278,9 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
             'quality': 'cadences with quality bits other than '
                        'QUALITY_IGNORED masked'}
         meta['depth_unit'] = 'ppm'
+        reliable = self.reliable_snr()
+        if reliable is not None:
+            meta['reliable_snr'] = float(reliable)
         return meta
 
     # -- training ------------------------------------------------------------

@@ -199,7 +199,7 @@ def _table_format(path):
     return 'ascii'
 
 
-def plot_candidate(data, row, path=None, *, title=None):
+def plot_candidate(data, row, path=None, *, title=None, others=()):
     """
     A candidate's folded light curve with the vetter's verdict.
 
@@ -217,6 +217,9 @@ def plot_candidate(data, row, path=None, *, title=None):
         Write the figure there (PNG); else return it.
     title : str, optional
         Figure title (default: the file name and the candidate number).
+    others : sequence of `~astropy.table.Row`, optional
+        The light curve's other candidates: their transits are masked, as
+        they were in the views the vetter read.
 
     Returns
     -------
@@ -235,6 +238,15 @@ def plot_candidate(data, row, path=None, *, title=None):
     duration = float(row['duration'].to_value('hour')) / 24
     # The series' times are MJD in their own scale.
     t0 = float(getattr(row['t0'], series.time_scale or row['t0'].scale).mjd)
+    for other in others:
+        if other['candidate'] == row['candidate']:
+            continue
+        flat = np.where(search._in_transit(
+            time, float(other['period'].to_value('day')),
+            float(getattr(other['t0'], series.time_scale
+                          or other['t0'].scale).mjd),
+            float(other['duration'].to_value('hour')) / 24, 3.0),
+            np.nan, flat)
     phase = (time - t0 + 0.5 * period) % period - 0.5 * period
     epochs = np.round((time - t0) / period).astype(int)
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4),
@@ -261,7 +273,7 @@ def plot_candidate(data, row, path=None, *, title=None):
                      lw=1)
     axes[2].set(xlabel='hours from phase 0.5', title='secondary (phase 0.5)')
     depth = float(row['depth'])
-    for ax_ in axes[1:]:
+    for ax_ in axes:
         ax_.set_ylim(-2.2 * depth - 3 * np.nanstd(ppm) / 3,
                      0.8 * depth + 3 * np.nanstd(ppm) / 3)
     p = float(row['p_planet'])

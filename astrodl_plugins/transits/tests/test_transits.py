@@ -307,3 +307,44 @@ def test_instrument_of_a_single_instrument_table(tmp_path):
                          instrument='K2')
     assert len(read_light_curve(path, time_format='mjd',
                                 time_scale='tdb')) == len(time)
+
+
+def _card_with_snr_table(aucs):
+    return {'valid_ranges': {'period': [0.5, 30.0], 'depth': [50.0, 5e5],
+                             'duration': [0.3, 16.0]},
+            'tables': [{'title': 'Held-out candidates by S/N',
+                        'header': ['S/N', 'planets', 'recall at 0.5',
+                                   'false positives', 'AUC'],
+                        'rows': [[band, 10, '0.9', 10, auc] for band, auc
+                                 in zip(['6-10', '10-20', '20-50', '50-inf'],
+                                        aucs)]}]}
+
+
+@pytest.mark.parametrize('aucs, expected', [
+    (['0.90', '0.94', '0.98', '0.99'], 20.0),
+    (['0.96', '0.94', '0.98', '0.99'], 20.0),   # reliable from 20 up only
+    (['0.96', '0.97', '0.98', '0.99'], 6.0),
+    (['', '0.97', '0.98', '0.99'], 10.0),       # an empty band is skipped
+    (['0.9', '0.9', '0.9', '0.9'], np.inf),
+])
+def test_reliable_snr_from_the_card(aucs, expected):
+    estimator = TransitVetter()
+    estimator.card_ = _card_with_snr_table(aucs)
+    assert estimator.reliable_snr() == expected
+
+
+def test_weak_candidates_are_flagged_low_snr(vetter):
+    time, flux = _box_curve(depths=(2000e-6,))
+    card = vetter.card_
+    try:
+        vetter.card_ = _card_with_snr_table(['0.9', '0.9', '0.9', '0.99'])
+        table = vetter.predict(_series(time, flux), n_samples=2, seed=0)
+        assert table.meta['reliable_snr'] == 50.0
+        weak = np.asarray(table['snr']) < 50
+        assert weak.any()
+        low = (np.asarray(table['flag']) & SourceFlags.LOW_SNR) != 0
+        np.testing.assert_array_equal(low, weak)
+    finally:
+        vetter.card_ = card
+    assert 'reliable_snr' not in vetter.predict(
+        _series(time, flux), n_samples=2, seed=0).meta
