@@ -50,7 +50,7 @@ PRESET_SHA256 = {
     },
     'transit': {
         'config.json':
-            '71664b898e8717b75f9a5143ebea62f27e8a7ee63fcd1955c1fead0f33d967ea',
+            '94be69365ff1aca1f7d7bcc05296a35ec85fd22f8aebd46a3e692a3c8f89eeb0',
         'model.keras':
             '020aea5fc8832502eb3e00d15a547bde023e5d27bcfd4f3548311e59d88b982b',
     },

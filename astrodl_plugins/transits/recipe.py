@@ -5,7 +5,7 @@ The recipe that produces the shipped ``transit`` preset.
 ``astrodl train transit --n-train N --seed S --output DIR`` simulates N
 light curves (seed S: Kepler long cadence, TESS 2-min and 30-min, with
 stellar variability, systematics, planets, eclipsing and blended
-binaries; `~astrodl_plugins.simulate.transits`), N/5 for validation
+binaries; ``astrodl_plugins.simulate.transits``), N/5 for validation
 (S + 1) and N/5 held out (S + 2); turns each into the candidates a
 search finds (`~astrodl_plugins.transits.examples.candidate_examples`);
 fits the vetter with time-mirroring augmentation; fits the temperature
@@ -132,12 +132,11 @@ class TransitRecipe(Recipe):
         self._test_scores = metrics.pop('_scores')
         return {'calibration': calibration, 'metrics': metrics,
                 'tables': tables,
-                'figures': [{'file': 'pr_curve.png',
-                             'caption': 'Held-out ROC and precision-recall '
-                                        'curves of p_planet'},
-                            {'file': 'reliability.png',
-                             'caption': 'Reliability of p_planet on the '
-                                        'held-out candidates'}]}
+                'figures': {'pr_curve.png': 'Held-out ROC and '
+                                            'precision-recall curves of '
+                                            'p_planet',
+                            'reliability.png': 'Reliability of p_planet on '
+                                               'the held-out candidates'}}
 
     def plot(self, estimator, directory, validation, test, *, seed):
         """The card's ROC/PR and reliability figures."""
