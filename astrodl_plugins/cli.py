@@ -548,6 +548,14 @@ def _deblend(args):
         print(f'{len(result.table)} sources measured; wrote {args.catalog}')
 
 
+def _short_name(name, width=28):
+    """``name`` cut to ``width`` characters, its middle elided."""
+    if len(name) <= width:
+        return name
+    half = (width - 3) // 2
+    return f'{name[:half]}...{name[-(width - 3 - half):]}'
+
+
 def _transit(args):
     import numpy as np
 
@@ -608,6 +616,9 @@ def _transit(args):
     for name in ('period', 'duration', 'depth', 'snr', 'p_planet',
                  'p_planet_err'):
         shown[name].info.format = '.4f' if name == 'period' else '.3g'
+    # Mission file names (tess2018234235059-s0002-...-s_lc.fits) would push
+    # p_planet off the screen: shortened on screen, whole in the catalog.
+    shown.replace_column('file', [_short_name(n) for n in shown['file']])
     print(shown if len(table) else 'No transit-like signal found.')
     planets = np.asarray(table['p_planet']) >= 0.5
     unflagged = np.asarray(table['flag']) == 0

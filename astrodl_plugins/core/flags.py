@@ -25,14 +25,17 @@ __all__ = ['SourceFlags', 'FLAG_NAMES', 'flag_descriptions']
 class SourceFlags(BitFlagNameMap):
     """Bits of the ``flag`` column of every estimator's table."""
 
-    MASKED = 1, 'stamp touches masked or non-finite pixels'
+    MASKED = 1, ('stamp touches masked or non-finite pixels; a spectrum '
+                 'or light curve has masked values (transit: more than a '
+                 'fifth of its cadences)')
     EDGE = 2, 'stamp cut by the image edge'
     OUT_OF_RANGE = 4, 'source outside the range the model was trained on'
     UNUSABLE = 8, ('no usable pixels near the source, or an output that is '
                    'not finite: outputs are NaN (or not finite)')
     NO_CENTRE = 16, ('no centre detected in the segment: one child, at the '
                      'segment centroid')
-    UNFAMILIAR = 32, ('the stamp is unlike the simulations the model was '
+    UNFAMILIAR = 32, ('the stamp (a light curve: the candidate\'s views) '
+                      'is unlike the simulations the model was '
                       'trained on (ood_score > 1)')
     PSF_UNCERTAIN = 64, ('the PSF FWHM was estimated from too few point '
                          'sources or without a clear stellar locus')

@@ -348,3 +348,13 @@ def test_weak_candidates_are_flagged_low_snr(vetter):
         vetter.card_ = card
     assert 'reliable_snr' not in vetter.predict(
         _series(time, flux), n_samples=2, seed=0).meta
+
+
+def test_long_file_names_are_shortened_on_screen_only():
+    from astrodl_plugins.cli import _short_name
+
+    name = 'tess2018234235059-s0002-0000000402026209-0121-s_lc.fits'
+    short = _short_name(name)
+    assert len(short) == 28 and short.startswith('tess2018234')
+    assert short.endswith('s_lc.fits') and '...' in short
+    assert _short_name('wasp18b_lc.fits') == 'wasp18b_lc.fits'
