@@ -116,15 +116,11 @@ def main():
             t0 = float(getattr(row['t0'], s.time_scale or 'tdb').mjd)
             duration = float(row['duration'].value) / 24
             # The other candidates' transits masked, as the vetter saw it.
-            shown = flat
-            for other in table:
-                if other['candidate'] != row['candidate']:
-                    shown = np.where(search._in_transit(
-                        time, float(other['period'].value),
-                        float(getattr(other['t0'], s.time_scale
-                                      or 'tdb').mjd),
-                        float(other['duration'].value) / 24, 3.0),
-                        np.nan, shown)
+            shown = search.mask_transits(time, flat, [
+                (float(o['period'].value),
+                 float(getattr(o['t0'], s.time_scale or 'tdb').mjd),
+                 float(o['duration'].value) / 24)
+                for o in table if o['candidate'] != row['candidate']])
             phase = (time - t0 + 0.5 * period) % period - 0.5 * period
             near = np.abs(phase) < 3 * duration
             ax = axes[r, c]

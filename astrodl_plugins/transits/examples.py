@@ -104,13 +104,9 @@ def _curve_examples(job):
         for signal in signals:
             # The other signals of the star are masked, as the search
             # masks each signal it has found: the example shows this one.
-            others = np.zeros(len(time), bool)
-            for other in signals:
-                if other is not signal:
-                    others |= search._in_transit(
-                        time, other['period'], other['t0'],
-                        other['duration'], 3.0)
-            flat_k = np.where(others, np.nan, flat)
+            flat_k = search.mask_transits(
+                time, flat, [(o['period'], o['t0'], o['duration'])
+                             for o in signals if o is not signal])
             periods = [signal['period']]
             if signal['kind'] in ('eb', 'beb'):
                 periods.append(signal['period'] / 2)

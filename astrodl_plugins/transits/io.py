@@ -237,16 +237,13 @@ def plot_candidate(data, row, path=None, *, title=None, others=()):
     period = float(row['period'].to_value('day'))
     duration = float(row['duration'].to_value('hour')) / 24
     # The series' times are MJD in their own scale.
-    t0 = float(getattr(row['t0'], series.time_scale or row['t0'].scale).mjd)
-    for other in others:
-        if other['candidate'] == row['candidate']:
-            continue
-        flat = np.where(search._in_transit(
-            time, float(other['period'].to_value('day')),
-            float(getattr(other['t0'], series.time_scale
-                          or other['t0'].scale).mjd),
-            float(other['duration'].to_value('hour')) / 24, 3.0),
-            np.nan, flat)
+    scale = series.time_scale or row['t0'].scale
+    t0 = float(getattr(row['t0'], scale).mjd)
+    flat = search.mask_transits(time, flat, [
+        (float(o['period'].to_value('day')),
+         float(getattr(o['t0'], scale).mjd),
+         float(o['duration'].to_value('hour')) / 24)
+        for o in others if o['candidate'] != row['candidate']])
     phase = (time - t0 + 0.5 * period) % period - 0.5 * period
     epochs = np.round((time - t0) / period).astype(int)
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4),

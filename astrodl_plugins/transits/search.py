@@ -24,7 +24,7 @@ __all__ = ['SEARCH_DEFAULTS', 'Candidate', 'detrend', 'period_grid',
            'search_transits', 'transit_views', 'VIEW_NAMES', 'SCALAR_NAMES',
            'expected_duration', 'box_search', 'tls_search',
            'measure_candidate', 'resolve_half_period', 'robust_std',
-           'mask_others']
+           'mask_others', 'mask_transits']
 
 #: The search settings (`search_transits` keywords), recorded in the meta.
 SEARCH_DEFAULTS = {
@@ -467,19 +467,27 @@ def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
     return candidates, flat
 
 
+def mask_transits(time, flux, ephemerides, factor=3.0):
+    """
+    ``flux`` with NaN within ``factor`` half-durations of the transits of
+    ``ephemerides``, an iterable of ``(period, t0, duration)`` in days
+    (``flux`` itself when nothing is masked).
+    """
+    masked = np.zeros(len(time), bool)
+    for period, t0, duration in ephemerides:
+        masked |= _in_transit(time, period, t0, duration, factor)
+    return np.where(masked, np.nan, flux) if masked.any() else flux
+
+
 def mask_others(time, flat, candidate, candidates, factor=3.0):
     """
     ``flat`` with the transits of the light curve's other ``candidates``
-    masked (NaN within ``factor`` half-durations of their mid-transits),
-    so that one candidate's views show its own transits only, as the
-    training examples do.
+    masked (`mask_transits`), so that one candidate's views show its own
+    transits only, as the training examples do.
     """
-    others = np.zeros(len(time), bool)
-    for other in candidates:
-        if other is not candidate:
-            others |= _in_transit(time, other.period, other.t0,
-                                  other.duration, factor)
-    return np.where(others, np.nan, flat) if others.any() else flat
+    return mask_transits(time, flat, [(c.period, c.t0, c.duration)
+                                      for c in candidates
+                                      if c is not candidate], factor)
 
 
 def _binned(x, y, centres, half_width):
