@@ -45,7 +45,7 @@ def clean_arrays(curve):
 
 def flatten_curve(time, flux, window=1.0):
     """The detrended, clipped flux `search_transits` searches."""
-    flat, _ = search.detrend(time, flux, window=window)
+    flat, _, _ = search.detrend(time, flux, window=window)
     sigma = search.robust_std(flat)
     good = np.isfinite(flat) & (flat < np.nanmedian(flat) + 4 * sigma)
     return np.where(good, flat, np.nan)

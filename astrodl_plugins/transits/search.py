@@ -3,7 +3,9 @@
 The classical half of the transit pipeline: detrend, search, fold.
 
 `detrend` flattens a light curve with wotan's time-windowed biweight
-(Hippke et al. 2019); `search_transits` runs astropy's `BoxLeastSquares`
+(Hippke et al. 2019), or, for stars whose variability the biweight's
+window cannot follow (fast rotators), with wotan's robust spline on a
+shorter knot spacing; `search_transits` runs astropy's `BoxLeastSquares`
 (or transitleastsquares, ``method='tls'``) on the Ofir (2014) period grid
 of transitleastsquares -- sampled in frequency as transits need, not the
 uniform grid of ``BoxLeastSquares.autoperiod`` that can exhaust memory
@@ -30,6 +32,7 @@ __all__ = ['SEARCH_DEFAULTS', 'Candidate', 'detrend', 'period_grid',
 SEARCH_DEFAULTS = {
     'method': 'bls',
     'window': 1.0,
+    'spline_window': 0.3,
     'period_min': 0.5,
     'period_max': 30.0,
     'min_transits': 2,
@@ -39,6 +42,10 @@ SEARCH_DEFAULTS = {
     'oversample': 3,
     'search_cadence': 10.0,
 }
+
+#: `detrend` switches to the spline when it brings the scatter of 1-hour
+#: means below this fraction of the biweight's.
+SPLINE_GAIN = 0.7
 
 #: Transit durations the box search tries, hours.
 _DURATIONS_HOURS = np.array([0.5, 0.8, 1.25, 2.0, 3.0, 4.5, 7.0, 10.0,
@@ -73,7 +80,8 @@ class Candidate:
     number : int
         1 for the first candidate of a light curve, 2 for the next...
     extra : dict
-        Search statistics (odd/even depths, secondary).
+        Search statistics (odd/even depths, secondary) and the
+        ``detrending`` applied.
     """
 
     period: float
@@ -99,9 +107,22 @@ def expected_duration(period, density=1.0):
     return period / (np.pi * a_rs)
 
 
-def detrend(time, flux, *, window=1.0, method='biweight'):
+def detrend(time, flux, *, window=1.0, method='biweight',
+            spline_window=0.3):
     """
     Flatten a light curve with wotan.
+
+    The trend is wotan's time-windowed ``method`` (the biweight) over
+    ``window`` days, which keeps transits up to a third of the window
+    whole (Hippke et al. 2019). A star varying faster than that window
+    can follow -- spot modulation of a fast rotator, pulsations over a day
+    or less -- leaves its variability in the flattened flux, where the
+    search finds it before any planet. For those, and only those, a
+    robust spline (wotan's ``'hspline'``: Huber loss, knots every
+    ``spline_window`` days) is used instead: when it brings the scatter
+    of 1-hour means (robust standard deviation) below `SPLINE_GAIN` of
+    the biweight's. A quiet star keeps the biweight, whose window spares
+    long transits.
 
     Parameters
     ----------
@@ -112,19 +133,48 @@ def detrend(time, flux, *, window=1.0, method='biweight'):
         Hippke et al. 2019).
     method : str, optional
         A wotan ``flatten`` method (``'biweight'``, ``'median'``...).
+    spline_window : float or None, optional
+        Knot spacing of the spline for fast variability, days; `None`
+        keeps ``method`` for every light curve.
 
     Returns
     -------
     flat, trend : `~numpy.ndarray`
         Flux over the trend, and the trend (NaN where wotan had too few
         points).
+    used : str
+        The detrending applied, e.g. ``'biweight 1 d'`` or
+        ``'hspline 0.3 d'``.
     """
     from wotan import flatten
 
-    flat, trend = flatten(time, flux, method=method, window_length=window,
-                          break_tolerance=window / 2, edge_cutoff=0.0,
-                          return_trend=True)
-    return np.asarray(flat, np.float64), np.asarray(trend, np.float64)
+    def run(name, length):
+        flat, trend = flatten(time, flux, method=name, window_length=length,
+                              break_tolerance=length / 2, edge_cutoff=0.0,
+                              return_trend=True)
+        return (np.asarray(flat, np.float64), np.asarray(trend, np.float64),
+                f'{name} {length:g} d')
+
+    first = run(method, window)
+    if spline_window is None or spline_window >= window:
+        return first
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # scipy's spline on short segments
+        second = run('hspline', spline_window)
+    scatter = [_hourly_scatter(time, candidate[0]) for candidate in
+               (first, second)]
+    if scatter[1] < SPLINE_GAIN * scatter[0]:
+        return second
+    return first
+
+
+def _hourly_scatter(time, flat):
+    """Robust standard deviation of 1-hour means of ``flat``."""
+    good = np.isfinite(flat)
+    if np.count_nonzero(good) < 10:
+        return np.nan
+    _, means = _bin_series(time[good], flat[good], 1 / 24)
+    return robust_std(means)
 
 
 def robust_std(values):
@@ -139,7 +189,9 @@ def period_grid(baseline, *, period_min=0.5, period_max=30.0,
                 min_transits=2, oversample=3):
     """
     Trial periods (days) sampled as Ofir (2014) prescribes, from
-    transitleastsquares' ``period_grid`` for a solar-density star.
+    transitleastsquares' ``period_grid`` for a solar-density star,
+    extended at the same frequency step below its shortest period (the
+    orbit of three solar radii, 0.6 days) down to ``period_min``.
 
     Parameters
     ----------
@@ -164,7 +216,18 @@ def period_grid(baseline, *, period_min=0.5, period_max=30.0,
         grid = ofir_grid(1.0, 1.0, baseline, period_min=period_min,
                          period_max=period_max, oversampling_factor=oversample,
                          n_transits_min=min_transits)
-    return np.sort(np.asarray(grid, np.float64))
+    grid = np.sort(np.asarray(grid, np.float64))
+    # transitleastsquares stops at the orbit of three solar radii (0.6 d):
+    # planets of denser stars orbit faster. The grid is uniform in
+    # frequency**(1/3): extend it, at its own step, down to period_min.
+    if len(grid) > 1 and grid[0] > period_min:
+        x = grid ** (-1 / 3)
+        step = float(np.median(np.abs(np.diff(x))))
+        extra = np.arange(x.max() + step, period_min ** (-1 / 3) + step / 2,
+                          step)
+        grid = np.sort(np.concatenate([grid, extra ** -3]))
+        grid = grid[grid >= period_min * (1 - 1e-9)]
+    return grid
 
 
 def _bin_series(time, flux, cadence):
@@ -372,14 +435,16 @@ def resolve_half_period(time, flux, period, t0, duration, sigma, stats, *,
     return 2 * period, start, doubled
 
 
-def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
+def search_transits(time, flux, *, method='bls', window=1.0,
+                    spline_window=0.3, period_min=0.5,
                     period_max=30.0, min_transits=2, max_candidates=5,
                     min_sde=7.0, min_snr=6.0, oversample=3,
                     search_cadence=10.0):
     """
     Find periodic transit-like signals, strongest first.
 
-    The light curve is detrended (`detrend`), upward outliers (flares,
+    The light curve is detrended (`detrend`: the biweight, or a robust
+    spline for variability faster than its window), upward outliers (flares,
     cosmic rays) above 4 sigma are dropped, short cadences are binned to
     ``search_cadence`` minutes for the search, and each signal's transits
     are masked before searching again.
@@ -393,6 +458,8 @@ def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
         transitleastsquares.
     window : float, optional
         Detrending window, days.
+    spline_window : float or None, optional
+        Knot spacing of the spline for fast variability, days (`detrend`).
     period_min, period_max : float, optional
         Period range, days.
     min_transits : int, optional
@@ -415,7 +482,8 @@ def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
     time = np.asarray(time, np.float64)
     flux = np.asarray(flux, np.float64)
     flux = flux / np.nanmedian(flux)
-    flat, _ = detrend(time, flux, window=window)
+    flat, _, used = detrend(time, flux, window=window,
+                            spline_window=spline_window)
     sigma = robust_std(flat)
     good = np.isfinite(flat) & (flat < np.nanmedian(flat) + 4 * sigma)
     flat = np.where(good, flat, np.nan)
@@ -460,6 +528,7 @@ def search_transits(time, flux, *, method='bls', window=1.0, period_min=0.5,
         # left of that signal (its ingress and egress), not a new one.
         repeat = any(abs(period / c.period - 1) < 0.01 for c in candidates)
         if stats['n_transits'] >= min_transits and not repeat:
+            stats['detrending'] = used
             candidates.append(Candidate(
                 period, t0, duration, stats['depth'], stats['snr'], sde,
                 stats['n_transits'], len(candidates) + 1, stats))

@@ -102,6 +102,58 @@ def test_period_grid_stays_small_for_long_baselines():
     assert grid[0] >= 0.5 and grid[-1] <= 30.0
 
 
+def test_period_grid_reaches_period_min_below_the_tls_limit():
+    # transitleastsquares' grid stops at 0.6 d (three solar radii); an
+    # ultra-short-period planet at 0.55 d must be on the grid.
+    grid = search.period_grid(27.4, period_min=0.3, period_max=5.0)
+    assert grid[0] == pytest.approx(0.3, rel=0.01) and grid[0] >= 0.3
+    x = grid ** (-1 / 3)
+    steps = np.abs(np.diff(x))
+    assert steps.max() < 1.5 * np.median(steps)  # one step, no seam
+    assert np.all(np.diff(grid) > 0)
+
+
+def test_ultra_short_period_planet_is_found_at_its_period():
+    time, flux = _box_curve(periods=(0.55,), depths=(1500e-6,),
+                            durations=(1.0,), t0s=(0.2,))
+    found, _ = search.search_transits(time, flux, max_candidates=1)
+    assert found[0].period == pytest.approx(0.55, rel=1e-3)
+
+
+def _spotted(time, period, amplitude):
+    """Spot modulation: a rotation period and its first harmonic."""
+    phase = 2 * np.pi * (time - time[0]) / period
+    return 1 + amplitude * (np.sin(phase) + 0.4 * np.sin(2 * phase + 1.0))
+
+
+def test_fast_rotator_is_detrended_with_the_spline():
+    time, flux = _box_curve(periods=(4.3,), depths=(1500e-6,),
+                            durations=(2.5,), t0s=(1.1,), noise=200e-6)
+    spotted = flux * _spotted(time, 2.0, 6000e-6)
+    flat, trend, used = search.detrend(time, spotted)
+    assert used == 'hspline 0.3 d'
+    # The planet is found first, not the spots; the biweight alone
+    # leaves them in and the search finds them instead.
+    found, _ = search.search_transits(time, spotted, max_candidates=1)
+    assert found[0].period == pytest.approx(4.3, rel=1e-3)
+    assert found[0].extra['detrending'] == 'hspline 0.3 d'
+    lost, _ = search.search_transits(time, spotted, max_candidates=1,
+                                     spline_window=None)
+    assert lost[0].period != pytest.approx(4.3, rel=1e-2)
+
+
+def test_quiet_and_slowly_rotating_stars_keep_the_biweight():
+    time, flux = _box_curve(periods=(4.3,), depths=(1500e-6,),
+                            durations=(6.0,), t0s=(1.1,), noise=200e-6)
+    flat, _, used = search.detrend(time, flux)
+    assert used == 'biweight 1 d'
+    # The 6-hour transits keep their depth.
+    inside = search._in_transit(time, 4.3, 1501.1, 5.0 / 24)
+    assert 1 - np.nanmean(flat[inside]) == pytest.approx(1500e-6, rel=0.05)
+    slow = flux * _spotted(time, 12.0, 5000e-6)
+    assert search.detrend(time, slow)[2] == 'biweight 1 d'
+
+
 def test_views_put_the_transit_at_minus_one():
     time, flux = _box_curve(depths=(3000e-6,), noise=100e-6)
     found, flat = search.search_transits(time, flux, max_candidates=1)
@@ -244,6 +296,7 @@ def test_no_signal_gives_no_rows(vetter):
     ({'max_candidates': 0}, 'max_candidates must be an integer >= 1'),
     ({'min_transits': 1}, 'min_transits must be an integer >= 2'),
     ({'window': 'wide'}, 'window must be a positive number'),
+    ({'spline_window': 0}, r'spline_window must be a positive number.*None'),
 ])
 def test_bad_search_options_are_refused(vetter, options, match):
     time, flux = _box_curve()
