@@ -199,6 +199,18 @@ def _table_format(path):
     return 'ascii'
 
 
+def _detrend_as_row(time, flux, row):
+    """The flattened flux, detrended as the row's ``detrending`` says."""
+    from . import search
+
+    used = str(row['detrending']) if 'detrending' in row.colnames else ''
+    parts = used.split()
+    if len(parts) == 3 and parts[2] == 'd':
+        return search.detrend(time, flux, method=parts[0],
+                              window=float(parts[1]), spline_window=None)[0]
+    return search.detrend(time, flux)[0]
+
+
 def plot_candidate(data, row, path=None, *, title=None, others=()):
     """
     A candidate's folded light curve with the vetter's verdict.
@@ -233,7 +245,7 @@ def plot_candidate(data, row, path=None, *, title=None, others=()):
 
     series = read_series(data)[0]
     time, flux = clean_series(series)
-    flat = search.detrend(time, flux)[0]
+    flat = _detrend_as_row(time, flux, row)
     period = float(row['period'].to_value('day'))
     duration = float(row['duration'].to_value('hour')) / 24
     # The series' times are MJD in their own scale.
