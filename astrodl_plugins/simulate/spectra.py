@@ -53,6 +53,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr
 
 from . import _spectral_sources as sources
+from ._spectral_noise import add_noise
 from ._spectral_sources import CWW_TEMPLATES, EMISSION_LINES, calzetti_attenuation
 from .common import loguniform, require_galsim
 
@@ -255,8 +256,9 @@ def simulate_spectrum_arrays(n, *, seed, setup='nisp', z_range=None,
         source_rng, noise_rng = (np.random.default_rng(s)
                                  for s in child.spawn(2))
         source, model, continuum, profiles = _observe(source_rng, config)
-        flux[index], ivar[index], mask[index], row = _add_noise(
-            noise_rng, model, continuum, profiles, source, config)
+        flux[index], ivar[index], mask[index], row = add_noise(
+            noise_rng, model, continuum, profiles, source['snr'],
+            config['grid'])
         if noiseless:
             flux[index] = model
         rows.append(_truth_row(source, row))
@@ -499,96 +501,6 @@ def _line_profiles(source, edges, sigma_lsf):
         window = edges[first:last + 1]
         yield line_flux, first, line_flux * np.diff(
             ndtr((window - centre) / sigma)) / np.diff(window)
-
-
-def _add_noise(rng, model, continuum, profiles, source, config):
-    """
-    The noisy flux, its inverse variance, the mask and the noise's truth.
-
-    The variance is ``A [(1 - p) background / throughput**2 + p model /
-    (level throughput)]`` (a Poisson share ``p`` at the median continuum
-    ``level``), ``A`` set so that the median continuum S/N over the good
-    pixels is the source's ``snr``.
-    """
-    n_pixels = model.size
-    t = np.linspace(-1.0, 1.0, n_pixels)
-    throughput = np.clip(1 - rng.uniform(0.2, 0.6) * t ** 2
-                         + rng.uniform(-0.15, 0.15) * t, 0.2, None)
-    background = np.ones(n_pixels)
-    grid = config['grid']
-    if 'sky' in grid:
-        airglow = grid['sky_strength'] * rng.uniform(0.5, 2.0)
-        background += airglow @ grid['sky']
-    mask, gap = _draw_mask(rng, n_pixels)
-    good = ~mask
-    level = max(np.median(continuum[good]), 1e-6 * np.abs(model).max(),
-                1e-30)
-    poisson = rng.uniform(0.0, 0.8)
-    variance = ((1 - poisson) * background / throughput ** 2
-                + poisson * np.clip(model, 0.0, None) / (level * throughput))
-    unit_snr = np.median(continuum[good] / np.sqrt(variance[good]))
-    sigma = np.sqrt(variance) * max(unit_snr, 1e-30) / source['snr']
-    flux = model + sigma * rng.standard_normal(n_pixels)
-    flux += _sky_residual(rng, sigma, config)
-    _add_garbage(rng, flux, sigma, mask, gap)
-    ivar = np.where(mask, 0.0, 1.0 / sigma ** 2)
-    line_snr = np.array([np.sqrt(np.sum(profile ** 2
-                                        * ivar[first:first + profile.size]))
-                         for first, profile in profiles])
-    row = {'line_snr': line_snr, 'mask_fraction': mask.mean(),
-           'gap': bool(gap.any())}
-    return flux, ivar, mask, row
-
-
-def _draw_mask(rng, n_pixels):
-    """Bad pixels and cosmic-ray hits (about 0.5 %), and maybe a gap."""
-    mask = rng.random(n_pixels) < rng.uniform(0.002, 0.008)
-    # Some hits spill into the next pixel.
-    spill = np.flatnonzero(mask[:-1] & (rng.random(n_pixels - 1) < 0.3))
-    mask[spill + 1] = True
-    gap = np.zeros(n_pixels, dtype=bool)
-    if rng.random() < 0.3:  # a detector gap or a lost chunk, 1-10 %
-        length = max(int(rng.uniform(0.01, 0.10) * n_pixels), 1)
-        start = rng.integers(0, n_pixels - length + 1)
-        gap[start:start + length] = True
-    return mask | gap, gap
-
-
-def _add_garbage(rng, flux, sigma, mask, gap):
-    """Masked pixels: cosmic-ray hits, dead pixels (0), gaps (NaN)."""
-    bad = np.flatnonzero(mask & ~gap)
-    dead = rng.random(bad.size) < 0.3
-    flux[bad[~dead]] += sigma[bad[~dead]] * loguniform(rng, 5.0, 100.0,
-                                                       np.sum(~dead))
-    flux[bad[dead]] = 0.0
-    flux[gap] = np.nan
-
-
-def _sky_residual(rng, sigma, config):
-    """Sky-subtraction residuals: spikes and a slow wiggle."""
-    n_pixels = sigma.size
-    scale = np.median(sigma)
-    coefficients = rng.normal(0.0, 1.0, 4)
-    wiggle = np.polynomial.legendre.legval(np.linspace(-1, 1, n_pixels),
-                                           coefficients)
-    residual = rng.uniform(0.0, 0.3) * scale * wiggle / np.abs(wiggle).max()
-    grid = config['grid']
-    if 'sky' in grid:  # at the airglow lines, in proportion to their noise
-        peaks = sigma[np.argmax(grid['sky'], axis=1)]
-        amplitude = rng.normal(0.0, rng.uniform(0.3, 1.5), peaks.size)
-        residual += (amplitude * peaks) @ grid['sky']
-    else:  # spikes at random places (imperfect decontamination)
-        n_spikes = rng.poisson(3.0)
-        where = rng.uniform(0, n_pixels, n_spikes)
-        width = rng.uniform(0.6, 1.2, n_spikes)
-        amplitude = (rng.choice([-1.0, 1.0], n_spikes)
-                     * loguniform(rng, 2.0, 10.0, n_spikes))
-        pixels = np.arange(n_pixels)
-        for centre, w, a in zip(where, width, amplitude):
-            near = slice(max(int(centre) - 5, 0), int(centre) + 6)
-            residual[near] += a * sigma[near] * np.exp(
-                -0.5 * ((pixels[near] - centre) / w) ** 2)
-    return residual
 
 
 _COLUMNS = (('kind', 'U6', None), ('z', float, None), ('mag', float, None),
