@@ -24,8 +24,9 @@ def add_noise(rng, model, continuum, profiles, snr, grid):
     The variance is ``A [(1 - p) background / throughput**2 + p model /
     (level throughput)]`` (a Poisson share ``p`` at the median continuum
     ``level``), ``A`` set so that the median continuum S/N over the good
-    pixels is ``snr``; ``grid`` holds the setup's airglow profiles, if
-    any (``sky``, ``sky_strength``).
+    pixels is ``snr`` (the row's ``snr``, lower where that cannot be);
+    ``grid`` holds the setup's airglow profiles, if any (``sky``,
+    ``sky_strength``).
     """
     n_pixels = model.size
     t = np.linspace(-1.0, 1.0, n_pixels)
@@ -42,8 +43,13 @@ def add_noise(rng, model, continuum, profiles, snr, grid):
     poisson = rng.uniform(0.0, 0.8)
     variance = ((1 - poisson) * background / throughput ** 2
                 + poisson * np.clip(model, 0.0, None) / (level * throughput))
-    unit_snr = np.median(continuum[good] / np.sqrt(variance[good]))
-    sigma = np.sqrt(variance) * max(unit_snr, 1e-30) / snr
+    unit_snr = continuum[good] / np.sqrt(variance[good])
+    # Where most of the band is dark (a quasar's Lyman break) the median
+    # cannot be set: then the brightest tenth of the pixels gets ``snr``.
+    reference = np.median(unit_snr)
+    if not reference > 1e-3 * np.max(unit_snr, initial=0.0):
+        reference = np.percentile(unit_snr, 90)
+    sigma = np.sqrt(variance) * max(reference, 1e-30) / snr
     flux = model + sigma * rng.standard_normal(n_pixels)
     flux += _sky_residual(rng, sigma, grid)
     _add_garbage(rng, flux, sigma, mask, gap)
@@ -51,7 +57,8 @@ def add_noise(rng, model, continuum, profiles, snr, grid):
     line_snr = np.array([np.sqrt(np.sum(profile ** 2
                                         * ivar[first:first + profile.size]))
                          for first, profile in profiles])
-    row = {'line_snr': line_snr, 'mask_fraction': mask.mean(),
+    row = {'snr': np.median(unit_snr) * snr / max(reference, 1e-30),
+           'line_snr': line_snr, 'mask_fraction': mask.mean(),
            'gap': bool(gap.any())}
     return flux, ivar, mask, row
 

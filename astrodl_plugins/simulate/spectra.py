@@ -222,7 +222,9 @@ def simulate_spectrum_arrays(n, *, seed, setup='nisp', z_range=None,
         the instrument, km/s); per line of `EMISSION_LINES`, ``flux_<line>``
         (observed, after dust; negative for a star's absorption) and
         ``ew_<line>`` (rest-frame, over the attenuated continuum); ``snr``
-        (continuum S/N per pixel, median over unmasked pixels);
+        (continuum S/N per pixel, median over unmasked pixels: the value
+        drawn from ``snr_range``, unless most of the band is dark, as
+        beyond a quasar's Lyman limit);
         ``line_snr`` (matched-filter S/N of the line detected best, from
         ``ivar``) and ``strongest_line`` (its name); ``mask_fraction`` and
         ``gap`` (whether a contiguous chunk is masked). The meta holds the
@@ -523,7 +525,7 @@ def _truth_row(source, noise):
            'resolving_power': source['resolving_power'],
            'ebv': source.get('ebv', 0.0),
            'ebv_gas': source.get('ebv_gas', 0.0),
-           'sigma_v': source.get('sigma_v', np.nan), 'snr': source['snr'],
+           'sigma_v': source.get('sigma_v', np.nan), 'snr': noise['snr'],
            'mask_fraction': noise['mask_fraction'], 'gap': noise['gap']}
     weights = source.get('weights', np.zeros(len(CWW_TEMPLATES)))
     for name, weight in zip(CWW_TEMPLATES, weights):
