@@ -6,9 +6,11 @@ Each spectrum is one source (`SPECTRUM_KINDS`) observed with one of two
 instrument setups (`SPECTRAL_SETUPS`):
 
 * ``'nisp'`` (default): Euclid-NISP-like slitless red grism, 1.20-1.90
-  micron, resolving power 250-450 set by the source's size (a point source
-  gets 450), galaxies at z 0.9-1.8 (Halpha in band throughout, [OIII] from
-  z 1.40);
+  micron, resolving power set by the source's size (slitless: a larger
+  source smears its lines), ``R = 450 - 200 log10(size / 0.1 arcsec)``
+  for half-light radii of 0.1-1 arcsec drawn log-uniform (point sources
+  450), galaxies at z 0.9-1.8 (Halpha in band throughout, [OIII] from z
+  1.40);
 * ``'optical'``: a ground-based fibre spectrograph, 3600-9800 Angstrom,
   R 1800-2000, galaxies at z 0-1.5 ([OII] in band throughout).
 
@@ -21,7 +23,10 @@ the BPT star-forming sequence with scatter ([NII]6548 = 6583 / 3.05,
 [OIII]4959 = 5007 / 2.98), the [OII] and [SII] doublets, [NeIII] and
 [SIII]; their strength follows the star-forming share of the mixture (rest
 EW(Halpha) 0.5-300 Angstrom, none for most E types and 5 % of the others),
-velocity dispersion 50-250 km/s. The out-of-distribution kinds are
+velocity dispersion 50-250 km/s. Narrow stellar absorption lines (Ca II H
+and K, G band, Mg b, Na D, Balmer, Ca triplet) are added to the continuum,
+the templates being sampled every 40 Angstrom (their own smeared emission
+lines are bridged). The out-of-distribution kinds are
 ``star`` (a blackbody with hydrogen and metal absorption lines, radial
 velocity within +-300 km/s) and ``qso`` (a power law with broad lines of
 FWHM 3000-5000 km/s, narrow [OIII] and [OII], and the Lyman-alpha forest).
@@ -148,6 +153,19 @@ def spectral_grid(setup='nisp'):
 def lines_in_band(setup, z):
     """
     Names of the `EMISSION_LINES` within a setup's band at redshift ``z``.
+
+    Parameters
+    ----------
+    setup : str
+        A key of `SPECTRAL_SETUPS`.
+    z : float
+        Redshift.
+
+    Returns
+    -------
+    names : list of str
+        The lines whose observed wavelength lies within the setup's
+        ``wavelength_range``.
 
     Examples
     --------
