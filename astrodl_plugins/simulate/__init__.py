@@ -7,5 +7,6 @@ and sample data.
 from .blends import *  # noqa: F401, F403
 from .classes import *  # noqa: F401, F403
 from .lenses import *  # noqa: F401, F403
+from .spectra import *  # noqa: F401, F403
 from .structure import *  # noqa: F401, F403
 from .transits import *  # noqa: F401, F403
