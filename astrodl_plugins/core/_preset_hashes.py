@@ -50,8 +50,8 @@ PRESET_SHA256 = {
     },
     'transit': {
         'config.json':
-            '94be69365ff1aca1f7d7bcc05296a35ec85fd22f8aebd46a3e692a3c8f89eeb0',
+            '52b3dd2c7b85cd32938f9c6bfaa57d534314ef9ba76e63409a23932141c28895',
         'model.keras':
-            '020aea5fc8832502eb3e00d15a547bde023e5d27bcfd4f3548311e59d88b982b',
+            'bead61a7d2d650a36e8414d129cfe7285558eecce304808b320e782229fcefcc',
     },
 }

@@ -42,8 +42,10 @@ class SourceFlags(BitFlagNameMap):
     NOT_LENS = 128, ('the lens finder run alongside gives p_lens below '
                      'min_p_lens: lens parameters are not meaningful')
     PERIOD_ALIAS = 256, ('every transit with data has the same parity '
-                         '(the others fall in gaps): the period may be '
-                         'twice the one given')
+                         '(the others fall in gaps), or the odd and even '
+                         'transits differ as a doubled period\'s do: the '
+                         'period may be twice the one given, or the '
+                         'transits belong to different bodies')
     LOW_SNR = 512, ('S/N below the lowest at which the vetter separates '
                     'planets from false positives reliably (held-out AUC '
                     'of at least 0.95, the model card\'s table by S/N): '

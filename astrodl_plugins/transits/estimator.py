@@ -80,8 +80,11 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
     transits at ``period_min``, no times) has one NaN row flagged
     ``UNUSABLE``, or, given alone, raises a ValueError that says why.
     ``PERIOD_ALIAS`` flags a candidate whose transits with data all have
-    the same parity (the others fall in gaps): its true period may be
-    twice the one given. ``LOW_SNR`` flags a candidate whose S/N is below
+    the same parity (the others fall in gaps), or whose odd and even
+    transits differ as a doubled period's do when too few transits were
+    there to double it (`~astrodl_plugins.transits.search.alternating`):
+    its true period may be twice the one given, or its transits may
+    belong to different bodies. ``LOW_SNR`` flags a candidate whose S/N is below
     `reliable_snr`, where the held-out simulations show the vetter's
     calls to be unreliable.
 
@@ -176,9 +179,13 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
                                               n_local=self.n_local)
             global_views[k, :, 0], local_views[k], scalars[k] = g, loc, sc
         candidates = [row.candidate for row in rows]
-        # Every transit with data of one parity: the period may be 2P.
+        # Every transit with data of one parity, or odd and even transits
+        # as different as a doubled period's when too few transits were
+        # there to double it: the period may be 2P, or the transits may
+        # belong to different bodies.
         alias = np.array([c.extra.get('n_odd', 1) == 0
                           or c.extra.get('n_even', 1) == 0
+                          or search.alternating(c.extra)
                           for c in candidates], bool)
         context.flags[context.usable] |= np.where(
             alias, SourceFlags.PERIOD_ALIAS, 0).astype(context.flags.dtype)

@@ -25,7 +25,8 @@ import numpy as np
 __all__ = ['SEARCH_DEFAULTS', 'Candidate', 'detrend', 'period_grid',
            'search_transits', 'transit_views', 'VIEW_NAMES', 'SCALAR_NAMES',
            'expected_duration', 'box_search', 'tls_search',
-           'measure_candidate', 'resolve_half_period', 'robust_std',
+           'measure_candidate', 'resolve_half_period', 'alternating',
+           'robust_std',
            'mask_others', 'mask_transits']
 
 #: The search settings (`search_transits` keywords), recorded in the meta.
@@ -392,6 +393,31 @@ def measure_candidate(time, flux, period, t0, duration, sigma):
     return stats
 
 
+def alternating(stats, *, min_sigma=5.0, max_ratio=0.3):
+    """
+    Whether a candidate's odd and even transits differ as those of a
+    doubled period do: by ``min_sigma``, the shallower below ``max_ratio``
+    of the deeper.
+
+    Parameters
+    ----------
+    stats : dict
+        What `measure_candidate` returned (``depth_odd``, ``depth_even``,
+        ``odd_even_sigma``).
+
+    Returns
+    -------
+    bool
+    """
+    odd, even = stats.get('depth_odd', np.nan), stats.get('depth_even',
+                                                          np.nan)
+    if not np.isfinite(odd) or not np.isfinite(even):
+        return False
+    deep, shallow = max(odd, even), min(odd, even)
+    return bool(deep > 0 and stats.get('odd_even_sigma', 0.0) >= min_sigma
+                and shallow <= max_ratio * deep)
+
+
 def resolve_half_period(time, flux, period, t0, duration, sigma, stats, *,
                         min_transits=2, min_sigma=5.0, max_ratio=0.3):
     """
@@ -419,12 +445,9 @@ def resolve_half_period(time, flux, period, t0, duration, sigma, stats, *,
         Those of the doubled period (with ``'doubled': True``), or the
         ones given.
     """
-    odd, even = stats['depth_odd'], stats['depth_even']
-    deep, shallow = max(odd, even), min(odd, even)
-    if (not np.isfinite(odd) or not np.isfinite(even) or deep <= 0
-            or stats['odd_even_sigma'] < min_sigma
-            or shallow > max_ratio * deep):
+    if not alternating(stats, min_sigma=min_sigma, max_ratio=max_ratio):
         return period, t0, stats
+    odd, even = stats['depth_odd'], stats['depth_even']
     # Odd epochs (t0 + P, t0 + 3P...) hold the deeper transits: start there.
     start = t0 + period if odd > even else t0
     doubled = measure_candidate(time, flux, 2 * period, start, duration,

@@ -304,6 +304,37 @@ def test_bad_search_options_are_refused(vetter, options, match):
         vetter.predict(_series(time, flux), n_samples=2, **options)
 
 
+def test_two_different_single_transits_paired_are_flagged(vetter):
+    # The single transits of two planets (8000 and 1500 ppm), 11.2 days
+    # apart: the search pairs them; too few transits to double the
+    # period, so the candidate is flagged, not trusted.
+    time, flux = _box_curve(depths=(0.0,), noise=200e-6)
+    for centre, depth in ((1505.0, 8000e-6), (1516.2, 1500e-6)):
+        flux[np.abs(time - centre) < 2.0 / 24] -= depth
+    table = vetter.predict(_series(time, flux), n_samples=3, seed=0,
+                           max_candidates=1)
+    assert table['period'][0].to_value(u.day) == pytest.approx(11.2,
+                                                               rel=1e-2)
+    assert table['flag'][0] & SourceFlags.PERIOD_ALIAS
+    # A planet's equal transits are not.
+    time, flux = _box_curve(periods=(3.7,), depths=(2500e-6,))
+    table = vetter.predict(_series(time, flux), n_samples=3, seed=0,
+                           max_candidates=1)
+    assert not table['flag'][0] & SourceFlags.PERIOD_ALIAS
+
+
+@pytest.mark.parametrize('odd, even, sigma, expected', [
+    (0.0024, 0.0172, 43.0, True),   # two bodies' transits, or 2P
+    (0.0100, 0.0090, 3.0, False),   # a planet within the noise
+    (0.0020, 0.0100, 4.0, False),   # not significant
+    (0.0050, 0.0100, 20.0, False),  # a binary's unequal eclipses at P
+    (np.nan, 0.0100, 0.0, False),   # one parity without data
+])
+def test_alternating(odd, even, sigma, expected):
+    stats = {'depth_odd': odd, 'depth_even': even, 'odd_even_sigma': sigma}
+    assert search.alternating(stats) is expected
+
+
 def test_unknown_keyword_is_refused(vetter):
     time, flux = _box_curve()
     with pytest.raises(TypeError, match='unexpected keyword'):
