@@ -31,7 +31,7 @@ EMISSION_LINES = {
 #: to the UV and IR by Bolzonella et al. 2000), in mixture-weight order.
 CWW_TEMPLATES = ('E', 'Sbc', 'Scd', 'Im')
 
-_C_KMS = 299792.458
+C_KMS = 299792.458
 # Case B recombination, T = 1e4 K, n_e = 100 cm^-3 (Osterbrock & Ferland
 # 2006): Halpha / Hbeta, Hgamma / Hbeta and Hdelta / Hbeta.
 _BALMER_DECREMENT = 2.86
@@ -222,7 +222,7 @@ def draw_galaxy(rng, z):
     # 80 % of the continuum.
     absorption_sigma = np.where(
         [name.endswith('_abs') for name in absorption], 400.0, sigma_v)
-    absorption_sigma = np.maximum(absorption_sigma, _C_KMS * absorption_ew / (
+    absorption_sigma = np.maximum(absorption_sigma, C_KMS * absorption_ew / (
         0.8 * np.sqrt(2 * np.pi) * absorption_wave))
     return {'kind': 'galaxy', 'z': z, 'continuum': continuum,
             'line_names': names + absorption,
@@ -285,9 +285,9 @@ def draw_star(rng):
     ew = peak * strength * rng.uniform(0.6, 1.4, len(names))
     sigma = np.where(hydrogen, rng.uniform(400.0, 750.0), 60.0)
     # Wide enough that no line is deeper than 80% of the continuum.
-    sigma = np.maximum(sigma, _C_KMS * ew / (0.8 * np.sqrt(2 * np.pi)
+    sigma = np.maximum(sigma, C_KMS * ew / (0.8 * np.sqrt(2 * np.pi)
                                              * line_wave))
-    return {'kind': 'star', 'z': rng.uniform(-300.0, 300.0) / _C_KMS,
+    return {'kind': 'star', 'z': rng.uniform(-300.0, 300.0) / C_KMS,
             'continuum': continuum, 'line_names': names,
             'line_wave': line_wave,
             'line_flux': -ew * continuum(line_wave), 'line_sigma': sigma,

@@ -57,9 +57,16 @@ from astropy.table import QTable
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr
 
-from . import _spectral_sources as sources
 from ._spectral_noise import add_noise
-from ._spectral_sources import CWW_TEMPLATES, EMISSION_LINES, calzetti_attenuation
+from ._spectral_sources import (
+    C_KMS,
+    CWW_TEMPLATES,
+    EMISSION_LINES,
+    calzetti_attenuation,
+    draw_galaxy,
+    draw_qso,
+    draw_star,
+)
 from .common import loguniform, require_galsim
 
 __all__ = ['SPECTRAL_SETUPS', 'SPECTRUM_KINDS', 'EMISSION_LINES',
@@ -429,10 +436,10 @@ def _draw_source(rng, config):
     kind = config['kinds'][rng.choice(len(config['kinds']),
                                       p=config['fractions'])]
     if kind == 'star':
-        source = sources.draw_star(rng)
+        source = draw_star(rng)
     else:
         z = rng.uniform(*config['z_range'])
-        draw = sources.draw_galaxy if kind == 'galaxy' else sources.draw_qso
+        draw = draw_galaxy if kind == 'galaxy' else draw_qso
         source = draw(rng, z)
     low, high = config['spec']['resolving_power']
     if config['spec']['slitless']:  # a larger source smears the lines
@@ -511,7 +518,7 @@ def _line_profiles(source, edges, sigma_lsf):
                                         source['line_flux'],
                                         source['line_sigma']):
         centre = rest * (1 + source['z'])
-        sigma = centre * np.hypot(sigma_v / sources._C_KMS, sigma_lsf)
+        sigma = centre * np.hypot(sigma_v / C_KMS, sigma_lsf)
         first, last = np.searchsorted(edges, [centre - 8 * sigma,
                                               centre + 8 * sigma])
         first, last = max(first - 1, 0), min(last, edges.size - 1)
