@@ -76,7 +76,8 @@ def read_series(data, *, name='data'):
     Parameters
     ----------
     data : Spectrum, NDData, TimeSeries, Quantity, array, or a list of them
-        A specutils spectrum (its ``spectral_axis``), a 1-D NDData, a
+        A specutils spectrum (its ``spectral_axis``; a 2-D one is a
+        batch of spectra on one axis), a 1-D NDData, a
         ``TimeSeries`` (its ``time`` and ``flux`` column, else
         ``pdcsap_flux`` or ``sap_flux``, with ``<column>_err``; cadences
         with a ``quality`` (or ``sap_quality``, as astropy's
@@ -109,10 +110,18 @@ def read_series(data, *, name='data'):
         if not data:
             msg = f'{name} is an empty list'
             raise ValueError(msg)
-        if all(np.ndim(item) == 0 for item in data):
+        # A list of numbers is one series; NDData and tables have no
+        # array shape (np.ndim gives 0) but are series each.
+        if all(np.ndim(item) == 0 and not isinstance(item, (NDData, Table))
+               for item in data):
             return [_read_one(np.asarray(data), name)]
         return [_read_one(item, f'{name}[{i}]')
                 for i, item in enumerate(data)]
+    if isinstance(data, NDData) and np.ndim(data.data) == 2 and getattr(
+            data, 'spectral_axis', None) is not None:
+        # A 2-D specutils spectrum: one spectrum per row, sharing the axis.
+        return [_read_one(data[i], f'{name}[{i}]')
+                for i in range(data.data.shape[0])]
     if not isinstance(data, (NDData, Table)):
         array = np.asanyarray(data)
         if array.ndim == 2:
