@@ -48,12 +48,17 @@ class SourceFlags(BitFlagNameMap):
                     'planets from false positives reliably (held-out AUC '
                     'of at least 0.95, the model card\'s table by S/N): '
                     'the class is uncertain')
+    MULTIMODAL = 1024, ('the redshift posterior has more than a fifth of its '
+                        'mass away from its main peak (p_multimodal > 0.2): '
+                        'z may be a wrong peak')
+    PARTIAL_COVERAGE = 2048, ('the spectrum covers less than 90 % of the '
+                              'wavelength range the model was trained on')
 
 
 #: Every flag name, in bit order.
 FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE',
               'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS', 'PERIOD_ALIAS',
-              'LOW_SNR')
+              'LOW_SNR', 'MULTIMODAL', 'PARTIAL_COVERAGE')
 
 
 def flag_descriptions(names=FLAG_NAMES):
