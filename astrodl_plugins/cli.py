@@ -667,6 +667,7 @@ _TRAINERS = {
     'lens-parameters':
         'astrodl_plugins.lenses.recipe:RECIPES:lens-parameters',
     'transit': 'astrodl_plugins.transits.recipe:RECIPES:transit',
+    'spec-redshift': 'astrodl_plugins.specz.recipe:RECIPES:spec-redshift',
 }
 
 
