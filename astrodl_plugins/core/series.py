@@ -228,6 +228,9 @@ class SeriesEstimator(BaseEstimator):
     ``_rows(series, context)``
         Per usable input, the list of rows to measure in it (default:
         ``[series]``). Rows of one input share its ``index``.
+    ``read_file(path)`` (a classmethod)
+        One input read from a file, for ``astrodl predict`` (default:
+        refused).
     ``_input_flags(series)``
         Flag bits of each input, given to each of its rows (default:
         ``MASKED`` where any value is masked).
@@ -309,6 +312,21 @@ class SeriesEstimator(BaseEstimator):
         if return_samples:
             return table, draws
         return table
+
+    @classmethod
+    def read_file(cls, path):
+        """
+        One input read from a file, for ``astrodl predict`` (hook; default:
+        the estimator reads no files there).
+
+        Raises
+        ------
+        ValueError
+            The estimator reads no files, or the file is not one it reads.
+        """
+        msg = (f'{cls.name} does not read input files in astrodl predict; '
+               'call its predict method from Python')
+        raise ValueError(msg)
 
     def _usable(self, series, context):
         """Inputs with at least ``min_points`` good values."""

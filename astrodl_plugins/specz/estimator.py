@@ -229,6 +229,33 @@ class SpecRedshift(TrainableMixin, SeriesEstimator):
 
     # -- hooks of the 1-D family ---------------------------------------------
 
+    @classmethod
+    def read_file(cls, path):
+        """
+        A spectrum file read with specutils (any format it identifies:
+        FITS tables and 1-D images with a spectral WCS, SDSS, ...).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            A file specutils cannot read as a spectrum.
+        """
+        import os
+
+        from ._resample import spectrum_class
+
+        path = str(path)
+        if not os.path.isfile(path):
+            msg = f'spectrum file {path!r} does not exist'
+            raise FileNotFoundError(msg)
+        try:
+            return spectrum_class().read(path)
+        except Exception as exc:  # specutils raises many kinds
+            msg = f'{path!r} is not a spectrum file specutils can read: {exc}'
+            raise ValueError(msg) from exc
+
     def _usable(self, series, context):
         _, edges = self.wavelength_grid()
         reasons = [_unusable_reason(s, edges, self.min_points, f'data[{i}]'
