@@ -7,6 +7,7 @@ distribution), and the command line.
 
 import numpy as np
 import pytest
+from astropy.nddata import StdDevUncertainty
 from astropy.table import QTable
 
 import astrodl_plugins as adl
@@ -73,9 +74,13 @@ def test_command_line(tmp_path, galaxies):
     paths = []
     for k in range(2):
         s = spectra[k]
+        ivar = s.uncertainty.array
+        # specutils writes standard deviations; NaN where there is no data.
+        error = np.full(ivar.shape, np.nan)
+        error[ivar > 0] = 1 / np.sqrt(ivar[ivar > 0])
         spectrum = spectrum_class()(
             spectral_axis=s.meta['spectral_axis'], flux=s.data * s.unit,
-            uncertainty=s.uncertainty, mask=s.mask)
+            uncertainty=StdDevUncertainty(error), mask=s.mask)
         path = tmp_path / f'spectrum{k}.fits'
         spectrum.write(path, format='tabular-fits')
         paths.append(str(path))
