@@ -154,9 +154,17 @@ def evaluate_redshifts(estimator, test, *, seed, n_samples=30):
     table : `~astropy.table.QTable`
         The predictions.
     """
+    from astropy.table import vstack
+
     truth = test[3]
-    table = estimator.predict(_as_nddata(test), n_samples=n_samples,
-                              seed=seed, batch_size=256)
+    spectra = _as_nddata(test)
+    # In chunks: the MC draws of 900 bins for thousands of spectra would
+    # not fit the memory budget at once.
+    table = vstack([estimator.predict(spectra[start:start + 1000],
+                                      n_samples=n_samples, seed=seed,
+                                      batch_size=256)
+                    for start in range(0, len(spectra), 1000)],
+                   metadata_conflicts='silent')
     snr = np.asarray(truth['snr'])
     every = np.ones(len(truth), bool)
     metrics = {}
