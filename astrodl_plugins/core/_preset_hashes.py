@@ -42,6 +42,12 @@ PRESET_SHA256 = {
         'model.keras':
             'c270458a943a26d38bf5c4e1399e2cb713f89f22947425dfe7cc61a7431c50ef',
     },
+    'spec-redshift': {
+        'config.json':
+            '0ac7d2ed63c583af5e4c8eacb9d3331d3d12726664cc47749a5c9a4f8d171bbc',
+        'model.keras':
+            '14d0fa2bf04969e2372bcd28858677b662880124469cb7c96beac08b50b1edb3',
+    },
     'star-galaxy': {
         'config.json':
             'e27812e9f9a36d985d2bcade60228da578bd697b8c08100d1e5517c717435622',
