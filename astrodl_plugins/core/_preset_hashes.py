@@ -44,9 +44,9 @@ PRESET_SHA256 = {
     },
     'spec-redshift': {
         'config.json':
-            '0ac7d2ed63c583af5e4c8eacb9d3331d3d12726664cc47749a5c9a4f8d171bbc',
+            'a376e919a904c77d5d5dced3204c544b5515f209e0da498c3486cd267e5f2bff',
         'model.keras':
-            '14d0fa2bf04969e2372bcd28858677b662880124469cb7c96beac08b50b1edb3',
+            '6eee77bcbe84a36e31933c7e5e4ccd2472846deea4418a5527eb6420f0a3219f',
     },
     'star-galaxy': {
         'config.json':

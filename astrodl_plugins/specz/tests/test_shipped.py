@@ -48,7 +48,9 @@ def test_redshifts_of_bright_galaxies(galaxy_table, galaxies):
     # numbers, on 5000 spectra).
     assert metrics['sigma_nmad'] < 0.005
     assert metrics['outlier_fraction'] < 0.3
-    assert 0.5 < metrics['coverage_68'] < 0.98
+    assert metrics['coverage_68'] > 0.5
+    width = np.asarray(galaxy_table['z_q84'] - galaxy_table['z_q16'])
+    assert np.median(width) < 0.02
 
 
 @pytest.mark.xfail(reason='the shipped model flags almost no simulated star '
@@ -69,7 +71,7 @@ def test_stars_and_quasars_are_unfamiliar(estimator, galaxy_table):
     assert galaxies.mean() < 0.1
 
 
-def test_command_line(tmp_path, galaxies):
+def test_command_line(tmp_path, galaxies, estimator):
     from astrodl_plugins.cli import main
     from astrodl_plugins.specz._resample import spectrum_class
 
@@ -92,7 +94,10 @@ def test_command_line(tmp_path, galaxies):
                  str(output)]) == 0
     table = QTable.read(output)
     assert list(table['file']) == ['spectrum0.fits', 'spectrum1.fits']
-    assert np.all(np.abs(table['z'] - truth['z'][:2]) < 0.05)
+    # What predict gives on the same spectra (the command's defaults:
+    # 50 draws, seed 0).
+    direct = estimator.predict(spectra[:2], n_samples=50, seed=0)
+    np.testing.assert_allclose(table['z'], direct['z'], atol=1e-3)
     assert table['posterior'].shape == (2, 900)
 
 
