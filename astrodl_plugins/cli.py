@@ -291,6 +291,8 @@ def _predict(args):
         write_table_file,
     )
 
+    if _estimator_class(args.estimator).family == '1-d':
+        return _predict_series(args)
     # Every check before the work, so that a run is not lost at the end.
     output = check_output_path(args.output, overwrite=args.overwrite,
                                name='--output')
@@ -465,6 +467,44 @@ def _check_class_prior(args, estimator_class, companions):
     msg = (f'--class-prior is for classifiers; {args.estimator} has no '
            'classes (with lens-parameters, add --with lens-finder)')
     raise ValueError(msg)
+
+
+def _predict_series(args):
+    """``astrodl predict`` for the 1-D family: one row per input file."""
+    import numpy as np
+
+    from .core.output import (
+        atomic_outputs,
+        check_output_path,
+        table_write_format,
+        write_table_file,
+    )
+
+    output = check_output_path(args.output, overwrite=args.overwrite,
+                               name='--output')
+    table_format = table_write_format(output, args.format, name='--output',
+                                      format_name='--format')
+    estimator_class = _estimator_class(args.estimator)
+    # Unreadable files are refused before TensorFlow loads.
+    data = [estimator_class.read_file(path) for path in args.image]
+    _load_tensorflow(args.verbose)
+    from . import get_estimator
+
+    estimator = get_estimator(args.estimator)
+    table = estimator.predict(data, n_samples=args.n_samples, seed=args.seed)
+    names = [os.path.basename(str(path)) for path in args.image]
+    table.add_column([names[i] for i in table['index']], name='file',
+                     index=0)
+    table.meta['input_files'] = names
+    try:
+        with atomic_outputs([output], overwrite=args.overwrite) as temporaries:
+            write_table_file(table, temporaries[0], table_format)
+    except OSError as exc:
+        raise _write_failed(exc, [output]) from exc
+    shown = table[[name for name in table.colnames
+                   if np.ndim(table[name][0]) == 0][:8] + ['flag']]
+    print(shown)
+    print(f'{len(table)} rows from {len(names)} files; wrote {args.output}')
 
 
 def _estimator_class(name):
@@ -667,6 +707,7 @@ _TRAINERS = {
     'lens-parameters':
         'astrodl_plugins.lenses.recipe:RECIPES:lens-parameters',
     'transit': 'astrodl_plugins.transits.recipe:RECIPES:transit',
+    'spec-redshift': 'astrodl_plugins.specz.recipe:RECIPES:spec-redshift',
 }
 
 
@@ -887,7 +928,9 @@ def _parser(with_names=True):
         help='registered estimator'
         + (f" (one of: {', '.join(names)})" if names else ''))
     predict.add_argument('image', nargs='+', help='FITS image(s); the '
-                         'classifiers take one per band')
+                         'classifiers take one per band; a 1-D estimator '
+                         '(spec-redshift) takes files of spectra, a row '
+                         'each')
     predict.add_argument('--output', required=True, help='catalog, e.g. '
                          'catalog.ecsv; the format from the extension: '
                          '.ecsv, .fits or .h5, the formats that keep '

@@ -43,7 +43,8 @@ BUILTIN_PLUGINS = ('astrodl_plugins.structure._plugin',
                    'astrodl_plugins.classification._plugin',
                    'astrodl_plugins.deblending._plugin',
                    'astrodl_plugins.lenses._plugin',
-                   'astrodl_plugins.transits._plugin')
+                   'astrodl_plugins.transits._plugin',
+                   'astrodl_plugins.specz._plugin')
 
 #: Entry-point group under which distributions advertise their plugins.
 ENTRY_POINT_GROUP = 'astrodl_plugins'

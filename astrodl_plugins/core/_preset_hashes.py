@@ -42,6 +42,12 @@ PRESET_SHA256 = {
         'model.keras':
             'c270458a943a26d38bf5c4e1399e2cb713f89f22947425dfe7cc61a7431c50ef',
     },
+    'spec-redshift': {
+        'config.json':
+            'a376e919a904c77d5d5dced3204c544b5515f209e0da498c3486cd267e5f2bff',
+        'model.keras':
+            '6eee77bcbe84a36e31933c7e5e4ccd2472846deea4418a5527eb6420f0a3219f',
+    },
     'star-galaxy': {
         'config.json':
             'e27812e9f9a36d985d2bcade60228da578bd697b8c08100d1e5517c717435622',

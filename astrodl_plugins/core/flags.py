@@ -26,8 +26,8 @@ class SourceFlags(BitFlagNameMap):
     """Bits of the ``flag`` column of every estimator's table."""
 
     MASKED = 1, ('stamp touches masked or non-finite pixels; a spectrum '
-                 'or light curve has masked values (transit: more than a '
-                 'fifth of its cadences)')
+                 'or light curve has more than a fifth of its values '
+                 'masked')
     EDGE = 2, 'stamp cut by the image edge'
     OUT_OF_RANGE = 4, 'source outside the range the model was trained on'
     UNUSABLE = 8, ('no usable pixels near the source, or an output that is '
@@ -50,12 +50,17 @@ class SourceFlags(BitFlagNameMap):
                     'planets from false positives reliably (held-out AUC '
                     'of at least 0.95, the model card\'s table by S/N): '
                     'the class is uncertain')
+    MULTIMODAL = 1024, ('the redshift posterior has more than a fifth of its '
+                        'mass away from its main peak (p_multimodal > 0.2): '
+                        'z may be a wrong peak')
+    PARTIAL_COVERAGE = 2048, ('the spectrum covers less than 90 % of the '
+                              'wavelength range the model was trained on')
 
 
 #: Every flag name, in bit order.
 FLAG_NAMES = ('MASKED', 'EDGE', 'OUT_OF_RANGE', 'UNUSABLE', 'NO_CENTRE',
               'UNFAMILIAR', 'PSF_UNCERTAIN', 'NOT_LENS', 'PERIOD_ALIAS',
-              'LOW_SNR')
+              'LOW_SNR', 'MULTIMODAL', 'PARTIAL_COVERAGE')
 
 
 def flag_descriptions(names=FLAG_NAMES):

@@ -76,7 +76,8 @@ def read_series(data, *, name='data'):
     Parameters
     ----------
     data : Spectrum, NDData, TimeSeries, Quantity, array, or a list of them
-        A specutils spectrum (its ``spectral_axis``), a 1-D NDData, a
+        A specutils spectrum (its ``spectral_axis``; a 2-D one is a
+        batch of spectra on one axis), a 1-D NDData, a
         ``TimeSeries`` (its ``time`` and ``flux`` column, else
         ``pdcsap_flux`` or ``sap_flux``, with ``<column>_err``; cadences
         with a ``quality`` (or ``sap_quality``, as astropy's
@@ -109,10 +110,18 @@ def read_series(data, *, name='data'):
         if not data:
             msg = f'{name} is an empty list'
             raise ValueError(msg)
-        if all(np.ndim(item) == 0 for item in data):
+        # A list of numbers is one series; NDData and tables have no
+        # array shape (np.ndim gives 0) but are series each.
+        if all(np.ndim(item) == 0 and not isinstance(item, (NDData, Table))
+               for item in data):
             return [_read_one(np.asarray(data), name)]
         return [_read_one(item, f'{name}[{i}]')
                 for i, item in enumerate(data)]
+    if isinstance(data, NDData) and np.ndim(data.data) == 2 and getattr(
+            data, 'spectral_axis', None) is not None:
+        # A 2-D specutils spectrum: one spectrum per row, sharing the axis.
+        return [_read_one(data[i], f'{name}[{i}]')
+                for i in range(data.data.shape[0])]
     if not isinstance(data, (NDData, Table)):
         array = np.asanyarray(data)
         if array.ndim == 2:
@@ -219,9 +228,13 @@ class SeriesEstimator(BaseEstimator):
     ``_rows(series, context)``
         Per usable input, the list of rows to measure in it (default:
         ``[series]``). Rows of one input share its ``index``.
+    ``read_file(path)`` (a classmethod)
+        One input read from a file, for ``astrodl predict`` (default:
+        refused).
     ``_input_flags(series)``
         Flag bits of each input, given to each of its rows (default:
-        ``MASKED`` where any value is masked).
+        ``MASKED`` where more than ``masked_fraction`` of the values are
+        masked).
     ``_prepare(rows, context)`` **required**
         The rows -> the list of network inputs (e.g. resampled onto the
         model's grid); per-row values go in ``context.aux``.
@@ -239,6 +252,10 @@ class SeriesEstimator(BaseEstimator):
     family = '1-d'
     #: Fewest good values an input needs to be measured.
     min_points = 2
+    #: Fraction of masked values above which an input is flagged ``MASKED``
+    #: (a few flagged cadences or cosmic-ray pixels are normal in 1-D data;
+    #: a flag on nearly every input would say nothing).
+    masked_fraction = 0.2
 
     def predict(self, data, *, n_samples=50, seed=None, batch_size=64,
                 device='auto', quantiles=None, progress_bar=False,
@@ -301,6 +318,21 @@ class SeriesEstimator(BaseEstimator):
             return table, draws
         return table
 
+    @classmethod
+    def read_file(cls, path):
+        """
+        One input read from a file, for ``astrodl predict`` (hook; default:
+        the estimator reads no files there).
+
+        Raises
+        ------
+        ValueError
+            The estimator reads no files, or the file is not one it reads.
+        """
+        msg = (f'{cls.name} does not read input files in astrodl predict; '
+               'call its predict method from Python')
+        raise ValueError(msg)
+
     def _usable(self, series, context):
         """Inputs with at least ``min_points`` good values."""
         return [np.count_nonzero(~s.mask) >= self.min_points for s in series]
@@ -310,8 +342,10 @@ class SeriesEstimator(BaseEstimator):
         return [[s] for s in series]
 
     def _input_flags(self, series):
-        """``MASKED`` for inputs with any masked value."""
-        return [SourceFlags.MASKED if s.mask.any() else 0 for s in series]
+        """``MASKED`` for inputs with more than ``masked_fraction`` masked."""
+        return [SourceFlags.MASKED
+                if s.mask.size and np.mean(s.mask) > self.masked_fraction
+                else 0 for s in series]
 
     def _prepare(self, rows, context):
         """The rows -> network inputs (required hook)."""

@@ -58,12 +58,24 @@ def _image(seed=0):
 POSITIONS = np.array([[39.5, 47.5], [119.5, 47.5]])
 
 
+def _small_spectrum():
+    """One simulated galaxy spectrum (NISP-like) as NDData."""
+    from astrodl_plugins.simulate.spectra import simulate_spectra
+
+    spectra, _ = simulate_spectra(1, seed=5)
+    return spectra[0]
+
+
+#: The 1-D input of each 1-D estimator that does not measure light curves.
+_SERIES_DATA = {'spec-redshift': _small_spectrum}
+
+
 def _data(estimator, seed=0):
-    """What the estimator measures: the image, or a light curve (1-D)."""
+    """What the estimator measures: the image, a light curve or a spectrum."""
     if estimator.family == '1-d':
         from astrodl_plugins.tests.fields import small_light_curve
 
-        return small_light_curve()
+        return _SERIES_DATA.get(estimator.name, small_light_curve)()
     return _image(seed)
 
 
@@ -174,6 +186,16 @@ class TestEstimatorContract:
         assert not np.array_equal(a[f'{name}_err'], c[f'{name}_err'])
 
     def test_inputs_not_modified(self, estimator):
+        if estimator.family == '1-d' and estimator.name in _SERIES_DATA:
+            spectrum = _data(estimator)
+            before = (spectrum.data.copy(), spectrum.mask.copy(),
+                      spectrum.uncertainty.array.copy(), dict(spectrum.meta))
+            estimator.predict(spectrum, n_samples=3, seed=0)
+            assert np.array_equal(spectrum.data, before[0])
+            assert np.array_equal(spectrum.mask, before[1])
+            assert np.array_equal(spectrum.uncertainty.array, before[2])
+            assert spectrum.meta.keys() == before[3].keys()
+            return
         if estimator.family == '1-d':
             series = _data(estimator)
             before = (series['flux'].copy(), series.time.copy(),

@@ -33,9 +33,6 @@ TRANSIT_SEARCH_OPTIONS = {key: value for key, value in
                           search.SEARCH_DEFAULTS.items()
                           if key not in ('oversample', 'search_cadence')}
 
-#: Fraction of masked cadences above which a light curve is flagged MASKED.
-_MASKED_FRACTION = 0.2
-
 
 class _Row:
     """One candidate and the light curve it was found in (for the views)."""
@@ -150,10 +147,6 @@ class TransitVetter(ClassProbabilities, TrainableMixin, SeriesEstimator):
             msg = f'data cannot be searched for transits: {reasons[0]}'
             raise ValueError(msg)
         return [reason is None for reason in reasons]
-
-    def _input_flags(self, series):
-        return [SourceFlags.MASKED
-                if np.mean(s.mask) > _MASKED_FRACTION else 0 for s in series]
 
     def _rows(self, series, context):
         options = context.options

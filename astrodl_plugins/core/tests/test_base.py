@@ -169,11 +169,11 @@ class TestValidRanges:
 class TestFlags:
     def test_bits(self):
         assert [int(getattr(SourceFlags, name)) for name in FLAG_NAMES] == \
-            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
 
     def test_descriptions(self):
         descriptions = flag_descriptions()
-        assert list(descriptions) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+        assert list(descriptions) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
         assert descriptions[2] == 'stamp cut by the image edge'
         assert flag_descriptions(('UNUSABLE', 'MASKED')) == {
             1: descriptions[1], 8: descriptions[8]}
