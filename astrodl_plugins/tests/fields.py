@@ -75,6 +75,37 @@ def where(estimator, segm):
     return {'positions': POSITIONS}
 
 
+def small_spectrum(estimator):
+    """
+    A spectrum on ``estimator``'s wavelength grid (no simulator needed): a
+    flat continuum with H-alpha and [NII] in emission at z = 1.3, noise,
+    as `~astropy.nddata.NDData` with its ``meta['spectral_axis']``.
+    """
+    from astropy import units as u
+    from astropy.nddata import NDData, StdDevUncertainty
+
+    wavelength, _ = estimator.wavelength_grid()
+    rng = np.random.default_rng(0)
+    flux = np.ones(len(wavelength))
+    for rest, strength in ((6564.6, 2.0), (6585.3, 0.6), (6549.9, 0.2)):
+        centre = rest * 2.3
+        sigma = centre / 400 / 2.355
+        flux += strength * np.exp(-0.5 * ((wavelength - centre) / sigma)
+                                  ** 2)
+    flux += rng.normal(0.0, 0.05, len(wavelength))
+    unit = u.erg / u.s / u.cm ** 2 / u.AA
+    return NDData(flux * 1e-17, unit=unit,
+                  uncertainty=StdDevUncertainty(np.full(len(flux), 5e-19)),
+                  meta={'spectral_axis': wavelength * u.AA})
+
+
 def data_for(estimator, ccd):
-    """What an estimator measures: the image, or a light curve (1-D)."""
-    return small_light_curve() if estimator.family == '1-d' else ccd
+    """
+    What an estimator measures: the image, or for the 1-D family a
+    spectrum (estimators with a wavelength grid) or a light curve.
+    """
+    if estimator.family != '1-d':
+        return ccd
+    if hasattr(estimator, 'wavelength_grid'):
+        return small_spectrum(estimator)
+    return small_light_curve()
