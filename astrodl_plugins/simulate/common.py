@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-__all__ = ['loguniform', 'require_batman', 'require_galsim',
+__all__ = ['loguniform', 'check_fractions', 'require_batman', 'require_galsim',
            'require_lenstronomy', 'run_jobs']
 
 TRAIN_EXTRA_HINT = 'pip install "astrodl-plugins[train]"'
@@ -72,6 +72,41 @@ def _require(name, need):
 def loguniform(rng, low, high, size=None):
     """Draw from a log-uniform distribution between ``low`` and ``high``."""
     return np.exp(rng.uniform(np.log(low), np.log(high), size))
+
+
+def check_fractions(fractions, kinds, defaults):
+    """
+    The fraction of each of ``kinds`` (summing to 1), checked.
+
+    Parameters
+    ----------
+    fractions : sequence, dict or None
+        One non-negative number per kind, or ``{kind: fraction}`` (kinds
+        left out get 0), or `None` for ``defaults`` renormalised.
+    kinds : tuple of str
+    defaults : dict
+        ``{kind: weight}`` used when ``fractions`` is `None`.
+
+    Returns
+    -------
+    `~numpy.ndarray`
+    """
+    if fractions is None:
+        fractions = np.array([defaults[kind] for kind in kinds], np.float64)
+        return fractions / fractions.sum()
+    if isinstance(fractions, dict):
+        if set(fractions) - set(kinds):
+            msg = (f'fractions has kinds not in kinds={kinds}: '
+                   f'{sorted(set(fractions) - set(kinds))}')
+            raise ValueError(msg)
+        fractions = [fractions.get(kind, 0.0) for kind in kinds]
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if (fractions.shape != (len(kinds),) or np.any(fractions < 0)
+            or not np.isclose(fractions.sum(), 1.0, atol=1e-6)):
+        msg = (f'fractions must be {len(kinds)} non-negative numbers (one '
+               f'per kind of {kinds}) summing to 1, not {fractions.tolist()}')
+        raise ValueError(msg)
+    return fractions
 
 
 def run_jobs(function, jobs, n_processes=None):

@@ -67,7 +67,7 @@ from ._spectral_sources import (
     draw_qso,
     draw_star,
 )
-from .common import loguniform, require_galsim
+from .common import check_fractions, loguniform, require_galsim
 
 __all__ = ['SPECTRAL_SETUPS', 'SPECTRUM_KINDS', 'EMISSION_LINES',
            'CWW_TEMPLATES', 'SPECTRUM_FLUX_UNIT', 'calzetti_attenuation',
@@ -379,27 +379,8 @@ def _check_arguments(n, setup, z_range, snr_range, kinds, fractions,
         raise ValueError(msg)
     return {'setup': setup, 'spec': spec, 'z_range': z_range,
             'snr_range': snr_range, 'mag_range': mag_range, 'kinds': kinds,
-            'fractions': _check_fractions(fractions, kinds),
+            'fractions': check_fractions(fractions, kinds, _FRACTIONS),
             'wavelength': spectral_grid(setup)[0], 'grid': _fine_grid(setup)}
-
-
-def _check_fractions(fractions, kinds):
-    if fractions is None:
-        fractions = np.array([_FRACTIONS[kind] for kind in kinds])
-        return fractions / fractions.sum()
-    if isinstance(fractions, dict):
-        if set(fractions) - set(kinds):
-            msg = (f'fractions has kinds not in kinds={kinds}: '
-                   f'{sorted(set(fractions) - set(kinds))}')
-            raise ValueError(msg)
-        fractions = [fractions.get(kind, 0.0) for kind in kinds]
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if (fractions.shape != (len(kinds),) or np.any(fractions < 0)
-            or not np.isclose(fractions.sum(), 1.0, atol=1e-6)):
-        msg = (f'fractions must be {len(kinds)} non-negative numbers (one '
-               f'per kind of {kinds}) summing to 1, not {fractions.tolist()}')
-        raise ValueError(msg)
-    return fractions
 
 
 @functools.lru_cache(maxsize=None)

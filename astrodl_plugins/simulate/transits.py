@@ -40,7 +40,7 @@ from astropy.nddata.bitmask import BitFlagNameMap
 from astropy.table import QTable
 from scipy.signal import lfilter
 
-from .common import loguniform, require_batman
+from .common import check_fractions, loguniform, require_batman
 
 __all__ = ['MISSIONS', 'KINDS', 'QualityFlags', 'simulate_light_curve_arrays',
            'simulate_light_curves', 'transit_model']
@@ -362,23 +362,7 @@ def _check_arguments(n, mission, baseline, kinds, fractions, depth_range,
     if not kinds or unknown or len(set(kinds)) != len(kinds):
         msg = (f'kinds must be distinct kinds of {KINDS}, not {kinds!r}')
         raise ValueError(msg)
-    if fractions is None:
-        fractions = [_FRACTIONS[kind] for kind in kinds]
-        fractions = np.array(fractions) / np.sum(fractions)
-    else:
-        if isinstance(fractions, dict):
-            if set(fractions) - set(kinds):
-                msg = (f'fractions has kinds not in kinds={kinds}: '
-                       f'{sorted(set(fractions) - set(kinds))}')
-                raise ValueError(msg)
-            fractions = [fractions.get(kind, 0.0) for kind in kinds]
-        fractions = np.asarray(fractions, dtype=np.float64)
-        if (fractions.shape != (len(kinds),) or np.any(fractions < 0)
-                or not np.isclose(fractions.sum(), 1.0, atol=1e-6)):
-            msg = (f'fractions must be {len(kinds)} non-negative numbers '
-                   f'(one per kind of {kinds}) summing to 1, not '
-                   f'{fractions.tolist()}')
-            raise ValueError(msg)
+    fractions = check_fractions(fractions, kinds, _FRACTIONS)
     for name, value in (('depth_range', depth_range),
                         ('period_range', period_range),
                         ('noise_range', noise_range)):
