@@ -120,7 +120,8 @@ def main():
                 (float(o['period'].value),
                  float(getattr(o['t0'], s.time_scale or 'tdb').mjd),
                  float(o['duration'].value) / 24)
-                for o in table if o['candidate'] != row['candidate']])
+                for o in table if o['candidate'] != row['candidate']],
+                keep=(period, t0, duration))
             phase = (time - t0 + 0.5 * period) % period - 0.5 * period
             near = np.abs(phase) < 3 * duration
             ax = axes[r, c]

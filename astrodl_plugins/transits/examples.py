@@ -45,10 +45,33 @@ def clean_arrays(curve):
 
 def flatten_curve(time, flux, window=1.0):
     """The detrended, clipped flux `search_transits` searches."""
-    flat, _, _ = search.detrend(time, flux, window=window)
-    sigma = search.robust_std(flat)
-    good = np.isfinite(flat) & (flat < np.nanmedian(flat) + 4 * sigma)
-    return np.where(good, flat, np.nan)
+    return _flatten(time, flux, window)[0]
+
+
+def _flatten(time, flux, window=1.0):
+    flat, _, used = search.detrend(time, flux, window=window)
+    return search.clip_flat(flat), used
+
+
+def _remeasured(time, flux, used, candidate, others):
+    """
+    The flux detrended again with the candidate's and the star's other
+    signals' transits left out of the trend, the others masked, and the
+    candidate measured again on it -- as `search_transits` ends.
+    """
+    ephemeris = (candidate.period, candidate.t0, candidate.duration)
+    flat = search.clip_flat(search.detrend_as(
+        time, flux, used,
+        mask=search.transit_windows(time, [ephemeris] + others))[0])
+    flat = search.mask_transits(time, flat, others, keep=ephemeris)
+    good = np.isfinite(flat)
+    stats = search.measure_candidate(time[good], flat[good], *ephemeris,
+                                     search.robust_std(flat[good]))
+    if stats['depth'] > 0 and stats['n_transits'] > 0:
+        candidate.depth, candidate.snr = stats['depth'], stats['snr']
+        candidate.n_transits = stats['n_transits']
+        candidate.extra.update(stats)
+    return flat
 
 
 def _narrow(time, flat, period, *, width=0.003, n=120, min_transits=2):
@@ -97,16 +120,16 @@ def _curve_examples(job):
     """Examples of one light curve (run in a worker)."""
     curve, signals, min_snr, n_global, n_local = job
     time, flux = clean_arrays(curve)
-    flat = flatten_curve(time, flux)
+    flat, used = _flatten(time, flux)
     baseline = float(time.max() - time.min()) if len(time) else 0.0
     found = []
     if signals:
         for signal in signals:
             # The other signals of the star are masked, as the search
             # masks each signal it has found: the example shows this one.
-            flat_k = search.mask_transits(
-                time, flat, [(o['period'], o['t0'], o['duration'])
-                             for o in signals if o is not signal])
+            others = [(o['period'], o['t0'], o['duration'])
+                      for o in signals if o is not signal]
+            flat_k = search.mask_transits(time, flat, others)
             periods = [signal['period']]
             if signal['kind'] in ('eb', 'beb'):
                 periods.append(signal['period'] / 2)
@@ -115,12 +138,15 @@ def _curve_examples(job):
                 # Not the signal (noise, or another's transits): no label.
                 if (candidate is not None and candidate.snr >= min_snr
                         and _on_signal(candidate, signal, baseline)):
+                    seen = _remeasured(time, flux, used, candidate, others)
                     found.append((candidate, signal['kind'],
-                                  signal['index'], flat_k))
+                                  signal['index'], seen))
     else:
-        candidates, _ = search.search_transits(time, flux, max_candidates=2,
-                                               oversample=2)
-        found = [(c, curve['kind'], -1, flat) for c in candidates]
+        candidates, flat = search.search_transits(
+            time, flux, max_candidates=2, oversample=2)
+        found = [(c, curve['kind'], -1,
+                  search.mask_others(time, flat, c, candidates))
+                 for c in candidates]
     out = []
     for candidate, kind, signal_index, flat_k in found:
         views = search.transit_views(time, flat_k, candidate,

@@ -199,16 +199,15 @@ def _table_format(path):
     return 'ascii'
 
 
-def _detrend_as_row(time, flux, row):
-    """The flattened flux, detrended as the row's ``detrending`` says."""
+def _detrend_as_row(time, flux, row, mask=None):
+    """
+    The flattened flux, detrended as the row's ``detrending`` says, with
+    ``mask`` (the candidates' transits) not fitted.
+    """
     from . import search
 
     used = str(row['detrending']) if 'detrending' in row.colnames else ''
-    parts = used.split()
-    if len(parts) == 3 and parts[2] == 'd':
-        return search.detrend(time, flux, method=parts[0],
-                              window=float(parts[1]), spline_window=None)[0]
-    return search.detrend(time, flux)[0]
+    return search.clip_flat(search.detrend_as(time, flux, used, mask=mask)[0])
 
 
 def plot_candidate(data, row, path=None, *, title=None, others=()):
@@ -245,17 +244,23 @@ def plot_candidate(data, row, path=None, *, title=None, others=()):
 
     series = read_series(data)[0]
     time, flux = clean_series(series)
-    flat = _detrend_as_row(time, flux, row)
     period = float(row['period'].to_value('day'))
     duration = float(row['duration'].to_value('hour')) / 24
     # The series' times are MJD in their own scale.
     scale = series.time_scale or row['t0'].scale
     t0 = float(getattr(row['t0'], scale).mjd)
+    ephemerides = [(float(o['period'].to_value('day')),
+                    float(getattr(o['t0'], scale).mjd),
+                    float(o['duration'].to_value('hour')) / 24)
+                   for o in others if o['candidate'] != row['candidate']]
+    # Detrended as the search did at the end: every candidate's transits
+    # left out of the trend; the others' transits masked (those the
+    # search subtracted, variability folded at a short period, are not).
+    flat = _detrend_as_row(time, flux, row, mask=search.transit_windows(
+        time, ephemerides + [(period, t0, duration)]))
     flat = search.mask_transits(time, flat, [
-        (float(o['period'].to_value('day')),
-         float(getattr(o['t0'], scale).mjd),
-         float(o['duration'].to_value('hour')) / 24)
-        for o in others if o['candidate'] != row['candidate']])
+        e for e in ephemerides if search.transit_windows(time, [e]).any()],
+        keep=(period, t0, duration))
     phase = (time - t0 + 0.5 * period) % period - 0.5 * period
     epochs = np.round((time - t0) / period).astype(int)
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4),

@@ -26,7 +26,8 @@ __all__ = ['SEARCH_DEFAULTS', 'Candidate', 'detrend', 'period_grid',
            'search_transits', 'transit_views', 'VIEW_NAMES', 'SCALAR_NAMES',
            'expected_duration', 'box_search', 'tls_search',
            'measure_candidate', 'resolve_half_period', 'alternating',
-           'robust_std',
+           'robust_std', 'outlier_driven', 'remove_signal', 'detrend_as',
+           'transit_windows', 'clip_flat',
            'mask_others', 'mask_transits']
 
 #: The search settings (`search_transits` keywords), recorded in the meta.
@@ -47,6 +48,21 @@ SEARCH_DEFAULTS = {
 #: `detrend` switches to the spline when it brings the scatter of 1-hour
 #: means below this fraction of the biweight's.
 SPLINE_GAIN = 0.7
+
+#: A signal whose median in-transit point is less than this fraction of
+#: its mean depth below the out-of-transit level is carried by a few
+#: outlying cadences, not by transits (`outlier_driven`).
+MIN_MEDIAN_DEPTH = 0.3
+
+#: A signal with at least this fraction of its transits (epochs with
+#: data) missing -- less than half its depth, at 5 sigma -- is a few
+#: events folded together, not a periodic signal (`outlier_driven`).
+MAX_MISSING = 1 / 3
+
+#: A signal whose transit mask would remove more than this fraction of
+#: the data left (variability folded at a short period) is subtracted
+#: instead (`remove_signal`).
+MAX_MASKED_FRACTION = 0.2
 
 #: Transit durations the box search tries, hours.
 _DURATIONS_HOURS = np.array([0.5, 0.8, 1.25, 2.0, 3.0, 4.5, 7.0, 10.0,
@@ -109,7 +125,7 @@ def expected_duration(period, density=1.0):
 
 
 def detrend(time, flux, *, window=1.0, method='biweight',
-            spline_window=0.3):
+            spline_window=0.3, mask=None):
     """
     Flatten a light curve with wotan.
 
@@ -137,6 +153,9 @@ def detrend(time, flux, *, window=1.0, method='biweight',
     spline_window : float or None, optional
         Knot spacing of the spline for fast variability, days; `None`
         keeps ``method`` for every light curve.
+    mask : array of bool, optional
+        Points the trend is not fitted to (known transits), as wotan's
+        ``mask``; it is still evaluated there.
 
     Returns
     -------
@@ -152,7 +171,7 @@ def detrend(time, flux, *, window=1.0, method='biweight',
     def run(name, length):
         flat, trend = flatten(time, flux, method=name, window_length=length,
                               break_tolerance=length / 2, edge_cutoff=0.0,
-                              return_trend=True)
+                              return_trend=True, mask=mask)
         return (np.asarray(flat, np.float64), np.asarray(trend, np.float64),
                 f'{name} {length:g} d')
 
@@ -167,6 +186,40 @@ def detrend(time, flux, *, window=1.0, method='biweight',
     if scatter[1] < SPLINE_GAIN * scatter[0]:
         return second
     return first
+
+
+def detrend_as(time, flux, used, mask=None):
+    """
+    ``flux`` detrended as `detrend` reported it did (its ``used``, e.g.
+    ``'hspline 0.3 d'``), with ``mask`` (points the trend is not fitted
+    to): ``(flat, trend)``.
+    """
+    parts = str(used).split()
+    if len(parts) == 3 and parts[2] == 'd':
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return detrend(time, flux, method=parts[0],
+                           window=float(parts[1]), spline_window=None,
+                           mask=mask)[:2]
+    return detrend(time, flux, mask=mask)[:2]
+
+
+def transit_windows(time, ephemerides, factor=3.0, max_fraction=None):
+    """
+    Points within ``factor`` half-durations of the transits of
+    ``ephemerides`` (``(period, t0, duration)``, days), for the detrending
+    not to fit them; an ephemeris whose windows would cover more than
+    ``max_fraction`` (default `MAX_MASKED_FRACTION`) of the points --
+    variability folded at a short period -- is left out.
+    """
+    if max_fraction is None:
+        max_fraction = MAX_MASKED_FRACTION
+    masked = np.zeros(len(time), bool)
+    for period, t0, duration in ephemerides:
+        window = _in_transit(time, period, t0, duration, factor)
+        if np.count_nonzero(window) <= max_fraction * len(time):
+            masked |= window
+    return masked
 
 
 def _hourly_scatter(time, flat):
@@ -342,7 +395,11 @@ def measure_candidate(time, flux, period, t0, duration, sigma):
     Returns
     -------
     dict
-        ``depth``, ``depth_err``, ``snr``, ``n_transits``,
+        ``depth``, ``depth_err``, ``depth_median`` (the depth of the
+        median in-transit point), ``n_missing`` (transits with data
+        showing less than half the depth, at 5 sigma), ``n_in_transit``
+        (points),
+        ``snr``, ``n_transits``,
         ``depth_odd``, ``depth_even``, ``odd_even_sigma``, ``n_odd`` and
         ``n_even`` (in-transit points of odd and even transits),
         ``secondary_depth``, ``secondary_phase``.
@@ -353,10 +410,24 @@ def measure_candidate(time, flux, period, t0, duration, sigma):
     level = np.median(flux[out]) if out.any() else 1.0
     n_in = int(np.count_nonzero(inside))
     depth = level - np.mean(flux[inside]) if n_in else 0.0
+    depth_median = level - np.median(flux[inside]) if n_in else 0.0
     depth_err = sigma / np.sqrt(max(n_in, 1))
     epochs = _epochs(time, period, t0)
-    n_transits = len(np.unique(epochs[inside]))
+    labels, per_epoch = np.unique(epochs[inside], return_inverse=True)
+    n_transits = len(labels)
+    # Transits (epochs with data) showing less than half the depth, at
+    # 5 sigma: a periodic signal has none.
+    if n_in:
+        counts = np.bincount(per_epoch)
+        drops = np.bincount(per_epoch, level - flux[inside]) / counts
+        missing = np.count_nonzero(
+            drops < np.minimum(0.5 * depth, depth - 5 * sigma
+                               / np.sqrt(counts)))
+    else:
+        missing = 0
     stats = {'depth': float(depth), 'depth_err': float(depth_err),
+             'depth_median': float(depth_median),
+             'n_missing': int(missing), 'n_in_transit': n_in,
              'snr': float(depth / depth_err) if depth_err > 0 else 0.0,
              'n_transits': n_transits}
     depths = []
@@ -507,9 +578,8 @@ def search_transits(time, flux, *, method='bls', window=1.0,
     flux = flux / np.nanmedian(flux)
     flat, _, used = detrend(time, flux, window=window,
                             spline_window=spline_window)
-    sigma = robust_std(flat)
-    good = np.isfinite(flat) & (flat < np.nanmedian(flat) + 4 * sigma)
-    flat = np.where(good, flat, np.nan)
+    flat = clip_flat(flat)
+    good = np.isfinite(flat)
     baseline = float(time[good].max() - time[good].min()) if good.any() \
         else 0.0
     periods = period_grid(baseline, period_min=period_min,
@@ -517,8 +587,14 @@ def search_transits(time, flux, *, method='bls', window=1.0,
                           oversample=oversample) if baseline > 0 else []
     candidates = []
     active = good.copy()
-    while len(candidates) < max_candidates and len(periods) > 10:
-        t, f = time[active], flat[active]
+    work = flat.copy()  # with the signals found so far subtracted
+    dropped = np.zeros(len(time), bool)  # outlying cadences
+    # Vetoed signals (a few outlying cadences) do not count as
+    # candidates, but each costs a search: at most as many again.
+    for _ in range(2 * max_candidates):
+        if len(candidates) >= max_candidates or len(periods) <= 10:
+            break
+        t, f = time[active], work[active]
         if len(t) < 50:
             break
         cadence = np.median(np.diff(t))
@@ -539,47 +615,222 @@ def search_transits(time, flux, *, method='bls', window=1.0,
             fine = np.linspace(period - step, period + step, 81)
             period, t0, duration, depth, _ = box_search(t, f, fine,
                                                         peak='power')
-        sigma = robust_std(flat[active])
-        stats = measure_candidate(time[active], flat[active], period, t0,
+        sigma = robust_std(work[active])
+        stats = measure_candidate(time[active], work[active], period, t0,
                                   duration, sigma)
         period, t0, stats = resolve_half_period(
-            time[active], flat[active], period, t0, duration, sigma, stats,
+            time[active], work[active], period, t0, duration, sigma, stats,
             min_transits=min_transits)
         if stats['snr'] < min_snr or stats['depth'] <= 0:
             break
+        if outlier_driven(stats):
+            # A few outlying cadences, not transits: drop them, go on.
+            dropped |= _in_transit(time, period, t0, duration)
+            active &= ~dropped
+            continue
         # The same period as a candidate already found: what the mask
         # left of that signal (its ingress and egress), not a new one.
         repeat = any(abs(period / c.period - 1) < 0.01 for c in candidates)
+        candidate = Candidate(period, t0, duration, stats['depth'],
+                              stats['snr'], sde, stats['n_transits'],
+                              len(candidates) + 1, stats)
         if stats['n_transits'] >= min_transits and not repeat:
             stats['detrending'] = used
-            candidates.append(Candidate(
-                period, t0, duration, stats['depth'], stats['snr'], sde,
-                stats['n_transits'], len(candidates) + 1, stats))
-        active &= ~_in_transit(time, period, t0, duration, 3.0)
-    return candidates, flat
+            candidates.append(candidate)
+        work, active = remove_signal(time, work, active, candidate)
+    if candidates:
+        flat = _remeasure(time, flux, candidates, used, dropped)
+    return candidates, np.where(dropped, np.nan, flat)
 
 
-def mask_transits(time, flux, ephemerides, factor=3.0):
+def _remeasure(time, flux, candidates, used, dropped):
+    """
+    The light curve detrended again with the candidates' transits masked
+    (a spline or a biweight fitted through a deep transit eats part of
+    it), and each candidate measured again on it, with the others masked
+    as its views will have them: the new flattened flux.
+    """
+    windows = transit_windows(time, [(c.period, c.t0, c.duration)
+                                     for c in candidates])
+    flat = clip_flat(detrend_as(time, flux, used, mask=windows)[0])
+    flat[dropped] = np.nan
+    for c in candidates:
+        seen = mask_others(time, flat, c, candidates)
+        good = np.isfinite(seen)
+        stats = measure_candidate(time[good], seen[good], c.period, c.t0,
+                                  c.duration, robust_std(seen[good]))
+        if stats['depth'] > 0 and stats['n_transits'] > 0:
+            c.depth, c.snr = stats['depth'], stats['snr']
+            c.n_transits = stats['n_transits']
+            c.extra.update(stats)
+    return flat
+
+
+def clip_flat(flat, upper=4.0):
+    """
+    ``flat`` with NaN at points ``upper`` sigma above its median (flares,
+    cosmic rays): what the search searches.
+    """
+    sigma = robust_std(flat)
+    good = np.isfinite(flat) & (flat < np.nanmedian(flat) + upper * sigma)
+    return np.where(good, flat, np.nan)
+
+
+def outlier_driven(stats, min_median_depth=None, max_missing=None):
+    """
+    Whether a signal is carried by a few outlying cadences rather than
+    by transits.
+
+    A transit is several low points at each of its epochs. Corrupted
+    cadences (or a single deep event) that a period happens to fold
+    together are not: fewer than three in-transit points; or the median
+    in-transit point less than ``min_median_depth`` (default
+    `MIN_MEDIAN_DEPTH`) of the mean depth below the level; or, with three
+    transits or more, at least ``max_missing`` (default `MAX_MISSING`) of
+    them showing less than half the depth, at 5 sigma (``n_missing``).
+
+    Parameters
+    ----------
+    stats : dict
+        What `measure_candidate` returned.
+
+    Returns
+    -------
+    bool
+    """
+    if min_median_depth is None:
+        min_median_depth = MIN_MEDIAN_DEPTH
+    if max_missing is None:
+        max_missing = MAX_MISSING
+    depth = stats.get('depth', 0.0)
+    if not depth > 0:
+        return False
+    if stats.get('n_in_transit', 3) < 3:
+        return True
+    if stats.get('depth_median', depth) < min_median_depth * depth:
+        return True
+    # Two transits of different depths are left to PERIOD_ALIAS
+    # (`alternating`): two bodies' single transits paired, or 2P.
+    n_transits = stats.get('n_transits', 0)
+    missing = stats.get('n_missing', 0)
+    return bool(n_transits >= 3 and missing > 0
+                and missing >= max_missing * n_transits)
+
+
+def _profile(time, flux, period, t0, duration):
+    """
+    The mean of ``flux`` folded at ``period`` in phase bins of a quarter
+    of ``duration`` (at least 20 bins), minus its median: ``(edges,
+    values)``, edges in days from mid-transit.
+    """
+    n_bins = int(np.clip(round(4 * period / duration), 20, 2000))
+    edges = np.linspace(-0.5 * period, 0.5 * period, n_bins + 1)
+    phase = (time - t0 + 0.5 * period) % period - 0.5 * period
+    index = np.clip(np.searchsorted(edges, phase, side='right') - 1, 0,
+                    n_bins - 1)
+    counts = np.bincount(index, minlength=n_bins)
+    sums = np.bincount(index, flux, minlength=n_bins)
+    level = np.median(flux)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        values = np.where(counts > 0, sums / counts - level, 0.0)
+    return edges, values
+
+
+def _subtract(time, flux, candidate):
+    """``flux`` minus a candidate's folded profile (``extra['profile']``)."""
+    edges, values = candidate.extra['profile']
+    period, t0 = candidate.period, candidate.t0
+    phase = (time - t0 + 0.5 * period) % period - 0.5 * period
+    index = np.clip(np.searchsorted(edges, phase, side='right') - 1, 0,
+                    len(values) - 1)
+    return flux - values[index]
+
+
+def remove_signal(time, flux, active, candidate, factor=3.0):
+    """
+    A found signal taken out of the light curve before searching again.
+
+    Its transits (within ``factor`` half-durations) are masked, unless
+    that would remove more than `MAX_MASKED_FRACTION` of the data left --
+    a short period and a long duration, as residual variability folds
+    into: the signal's folded profile is then subtracted (stored in
+    ``candidate.extra['profile']``), and the data stay for the signals
+    still to be found.
+
+    Parameters
+    ----------
+    time, flux : array
+        Days and detrended flux.
+    active : array of bool
+        The points still searched.
+    candidate : `Candidate`
+
+    Returns
+    -------
+    flux, active : `~numpy.ndarray`
+        New arrays (the inputs are not changed).
+    """
+    period, t0, duration = candidate.period, candidate.t0, candidate.duration
+    window = _in_transit(time, period, t0, duration, factor)
+    n_active = np.count_nonzero(active)
+    if np.count_nonzero(window & active) <= MAX_MASKED_FRACTION * n_active:
+        return flux, active & ~window
+    candidate.extra['profile'] = _profile(time[active], flux[active],
+                                          period, t0, duration)
+    out = np.array(flux, np.float64, copy=True)
+    out[active] = _subtract(time[active], flux[active], candidate)
+    return out, active.copy()
+
+
+def mask_transits(time, flux, ephemerides, factor=3.0, *, keep=None,
+                  keep_durations=4.0):
     """
     ``flux`` with NaN within ``factor`` half-durations of the transits of
     ``ephemerides``, an iterable of ``(period, t0, duration)`` in days
     (``flux`` itself when nothing is masked).
+
+    ``keep``, one more ``(period, t0, duration)``: the signal being looked
+    at. An ephemeris whose mask would hide most of its in-transit points
+    -- a signal at half its period, its own occultation -- is not masked
+    within ``keep_durations`` durations of its transits (a transit of
+    another planet that falls on one of them now and then still is).
     """
     masked = np.zeros(len(time), bool)
+    if keep is not None:
+        own = _in_transit(time, *keep)
+        zone = _in_transit(time, *keep, 2.0 * keep_durations)
     for period, t0, duration in ephemerides:
-        masked |= _in_transit(time, period, t0, duration, factor)
+        window = _in_transit(time, period, t0, duration, factor)
+        if keep is not None and np.count_nonzero(window & own) > 0.5 * (
+                np.count_nonzero(own)):
+            window &= ~zone
+        masked |= window
     return np.where(masked, np.nan, flux) if masked.any() else flux
 
 
-def mask_others(time, flat, candidate, candidates, factor=3.0):
+def mask_others(time, flat, candidate, candidates, factor=3.0,
+                keep_durations=4.0):
     """
     ``flat`` with the transits of the light curve's other ``candidates``
     masked (`mask_transits`), so that one candidate's views show its own
-    transits only, as the training examples do.
+    transits only, as the training examples do; the candidate's own
+    transits, within ``keep_durations`` durations (the span of its local
+    view), stay. A candidate the search subtracted rather than masked
+    (`remove_signal`) is subtracted here too.
     """
+    others = [c for c in candidates if c is not candidate]
+    subtracted = [c for c in others if 'profile' in c.extra]
+    if subtracted:
+        flat = np.array(flat, np.float64, copy=True)
+        good = np.isfinite(flat)
+        for c in subtracted:
+            flat[good] = _subtract(time[good], flat[good], c)
     return mask_transits(time, flat, [(c.period, c.t0, c.duration)
-                                      for c in candidates
-                                      if c is not candidate], factor)
+                                      for c in others
+                                      if 'profile' not in c.extra], factor,
+                         keep=(candidate.period, candidate.t0,
+                               candidate.duration),
+                         keep_durations=keep_durations)
 
 
 def _binned(x, y, centres, half_width):

@@ -88,6 +88,66 @@ def test_each_candidates_views_mask_the_others_transits():
     assert search.mask_others(time, flat, a, [a]) is flat
 
 
+def test_a_signal_at_half_the_period_does_not_hide_the_transits():
+    # A hot Jupiter's occultation folds at P / 2 once its transits are
+    # masked; masking that candidate must not empty the planet's views.
+    time, flux = _box_curve(periods=(1.7,), depths=(1e-2,),
+                            durations=(2.5,), t0s=(0.4,), noise=100e-6)
+    planet = search.Candidate(1.7, 1500.4, 2.5 / 24, 1e-2, 500.0, 30.0, 16)
+    half = search.Candidate(0.85, 1500.4, 2.0 / 24, 4e-5, 8.0, 8.0, 32)
+    seen = search.mask_others(time, flux, planet, [planet, half])
+    inside = search._in_transit(time, 1.7, 1500.4, 2.5 / 24)
+    assert np.isfinite(seen[inside]).all()
+    _, local, _ = search.transit_views(time, seen, planet, n_global=201,
+                                       n_local=41)
+    assert local[20, 0] == pytest.approx(-1.0, abs=0.05)
+    # The half-period signal's own view loses the planet's transits.
+    other = search.mask_others(time, flux, half, [planet, half])
+    assert np.isnan(other[inside & ~search._in_transit(
+        time, 0.85, 1500.4, 2.0 / 24, 8.0)]).all()
+
+
+def test_outlying_cadences_folded_together_are_not_a_candidate():
+    # Two deep single-cadence outliers 6.1 days apart fold at 6.1 days:
+    # the search drops them and finds the planet.
+    time, flux = _box_curve(periods=(3.7,), depths=(800e-6,),
+                            durations=(3.0,), t0s=(1.3,), seed=4)
+    for k in (200, 200 + int(6.1 * 48)):
+        flux[k] -= 0.02
+    found, _ = search.search_transits(time, flux)
+    assert found and found[0].period == pytest.approx(3.7, rel=1e-3)
+    assert not any(abs(c.period / 6.1 - 1) < 0.01 for c in found)
+    rng = np.random.default_rng(1)
+    values = 1 + rng.normal(0, 1e-4, 400)
+    stats = search.measure_candidate(time[:400], values, 2.0,
+                                     time[0] + 0.5, 0.1, 1e-4)
+    assert not search.outlier_driven(stats) or stats['depth'] <= 0
+    values[[24, 120]] -= 0.01  # on two epochs of the fold
+    stats = search.measure_candidate(time[:400], values, 2.0,
+                                     time[24], 0.02, 1e-4)
+    assert stats['depth'] > 0 and search.outlier_driven(stats)
+
+
+def test_short_period_variability_is_subtracted_not_masked():
+    # A 0.6-day sinusoid folds into a 'transit' whose mask would remove
+    # most of the data: it is subtracted and the search goes on.
+    time, flux = _box_curve(periods=(4.3,), depths=(1500e-6,),
+                            durations=(3.0,), t0s=(2.0,), seed=2)
+    flux = flux * (1 + 3e-3 * np.sin(2 * np.pi * time / 0.6))
+    found, _ = search.search_transits(time, flux, spline_window=None,
+                                      window=3.0)
+    periods = [c.period for c in found]
+    assert any(abs(p / 4.3 - 1) < 1e-3 for p in periods), periods
+    first = found[0]
+    active = np.ones(len(time), bool)
+    out, still = search.remove_signal(time, flux, active, first)
+    assert out is not flux and still is not active
+    if 'profile' in first.extra:
+        assert still.all()
+    else:
+        assert not still.all()
+
+
 def test_search_on_noise_returns_few_weak_signals():
     time, flux = _box_curve(depths=(0.0,), seed=3)
     found, _ = search.search_transits(time, flux, min_sde=9.0, min_snr=7.0)
